@@ -198,6 +198,8 @@ export interface StepWaiting extends EventBase {
   reason: string;
   /** When the wait ends by itself (timer, timeout), if ever. */
   until?: Millis;
+  /** Set on the second `step.waiting` of an approval: the approvers were reminded. */
+  reminder?: boolean;
 }
 
 export interface AttemptTimedOut extends EventBase {
@@ -212,6 +214,8 @@ export interface RetryScheduled extends EventBase {
   /** The attempt that will run. */
   attempt: number;
   retryAt: Millis;
+  /** Why the previous attempt failed, for people. */
+  reason?: string;
 }
 
 /** An approval was counted, or refused with the reason (audit trail). */
@@ -231,11 +235,23 @@ export interface StepFinished extends EventBase {
   outputs: Record<string, string>;
   /** Why, for people: "skipped: build failed", "timed out after 30m", an error message. */
   reason?: string;
+  /** For `wait: { signal }` steps: the `seq` of the `signal.received` event the step consumed. */
+  signal?: number;
 }
 
 export interface CompensationStarted extends EventBase {
   type: "compensation.started";
   step: string;
+}
+
+/**
+ * The run passed its `timeout` (counted from admission, or from the rerun): its running
+ * steps are cancelled and it ends as a failure.
+ */
+export interface RunTimedOut extends EventBase {
+  type: "run.timed-out";
+  /** The flow's timeout as written, e.g. "2d". */
+  after: string;
 }
 
 export interface RunFinished extends EventBase {
@@ -271,6 +287,7 @@ export type DecisionEvent =
   | ApprovalEvaluated
   | StepFinished
   | CompensationStarted
+  | RunTimedOut
   | RunFinished
   | RunRetried;
 
@@ -327,14 +344,18 @@ export interface CancelSubRun {
 
 export interface RequestApproval {
   type: "request-approval";
+  /** `${runId}/${step}/${attempt}`, or `${runId}/${step}/${attempt}/reminder` for the reminder. */
   key: IdempotencyKey;
   step: string;
   attempt: number;
+  /** A reminder (the approval's `reminder` before its timeout) rather than the first request. */
+  reminder?: boolean;
 }
 
 export interface Compensate {
   type: "compensate";
-  key: IdempotencyKey; // `${runId}/${step}/compensate`
+  /** `${runId}/${step}/${attempt}/compensate`, `attempt` being the step attempt that succeeded. */
+  key: IdempotencyKey;
   step: string;
   kind: "workflow" | "run" | "github";
   spec: Json;
