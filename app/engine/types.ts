@@ -226,6 +226,8 @@ export interface ApprovalEvaluated extends EventBase {
   decision: "approve" | "reject";
   counted: boolean;
   reason?: string;
+  /** The submission's comment, if any. */
+  comment?: string;
 }
 
 export interface StepFinished extends EventBase {
@@ -295,7 +297,11 @@ export type RunEvent = InputEvent | DecisionEvent;
 export type RunEventType = RunEvent["type"];
 
 /** An event before the store numbers it. */
-export type NewRunEvent = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, "seq"> : never) : never;
+export type NewRunEvent = RunEvent extends infer E
+  ? E extends RunEvent
+    ? Omit<E, "seq">
+    : never
+  : never;
 
 // ---------------------------------------------------------------------------------------
 // Effects: what the runtime must do in the world after committing a decision. Each carries
@@ -350,6 +356,8 @@ export interface RequestApproval {
   attempt: number;
   /** A reminder (the approval's `reminder` before its timeout) rather than the first request. */
   reminder?: boolean;
+  /** The approval's `pull-request`, expanded, when the flow names one. */
+  pullRequest?: string;
 }
 
 export interface Compensate {
@@ -372,13 +380,7 @@ export interface RunEnded {
 }
 
 export type Effect =
-  | ExecuteStep
-  | CancelStep
-  | StartSubRun
-  | CancelSubRun
-  | RequestApproval
-  | Compensate
-  | RunEnded;
+  ExecuteStep | CancelStep | StartSubRun | CancelSubRun | RequestApproval | Compensate | RunEnded;
 
 // ---------------------------------------------------------------------------------------
 // State: a projection of the events, for queries and for views.
