@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import { decide, replay } from "../../app/engine/index.js";
 import { HOUR, TestRun, flow } from "./helpers.js";
 
-describe("graph", () => {
-  it("stays queued until admitted", () => {
+void describe("graph", () => {
+  void it("stays queued until admitted", () => {
     const run = new TestRun(flow({ steps: { a: { run: "echo a" } } }), { admit: false });
     const decision = run.decide(0);
     assert.equal(decision.state.status, "queued");
@@ -12,9 +12,15 @@ describe("graph", () => {
     assert.equal(decision.wakeAt, undefined);
   });
 
-  it("starts independent steps in parallel and a dependent after its needs", () => {
+  void it("starts independent steps in parallel and a dependent after its needs", () => {
     const run = new TestRun(
-      flow({ steps: { a: { run: "echo a" }, b: { run: "echo b" }, c: { needs: ["a", "b"], run: "echo c" } } }),
+      flow({
+        steps: {
+          a: { run: "echo a" },
+          b: { run: "echo b" },
+          c: { needs: ["a", "b"], run: "echo c" },
+        },
+      }),
     );
     const first = run.decide(0);
     assert.deepEqual(
@@ -34,7 +40,7 @@ describe("graph", () => {
     assert.equal(run.last?.effects[0]?.type, "run-ended");
   });
 
-  it("is a fixpoint: deciding again at the same time changes nothing", () => {
+  void it("is a fixpoint: deciding again at the same time changes nothing", () => {
     const run = new TestRun(flow({ steps: { a: { run: "echo a" }, b: { needs: "a", run: "b" } } }));
     run.decide(0);
     const again = decide(run.flow, run.history, 0);
@@ -44,7 +50,7 @@ describe("graph", () => {
     assert.deepEqual(replay(run.flow, run.history), run.state);
   });
 
-  it("uses idempotency keys run/step/attempt and passes expanded specs and env", () => {
+  void it("uses idempotency keys run/step/attempt and passes expanded specs and env", () => {
     const run = new TestRun(
       flow({
         env: { CHANNEL: "stable" },
@@ -68,17 +74,23 @@ describe("graph", () => {
     assert.equal(effect.deadline, 1000 + 6 * HOUR);
   });
 
-  it("passes step outputs to later steps and flow outputs at the end", () => {
+  void it("passes step outputs to later steps and flow outputs at the end", () => {
     const run = new TestRun(
       flow({
         outputs: { version: "v${{ steps.a.outputs.v }}", obj: "${{ steps.a.outputs }}" },
-        steps: { a: { run: "a" }, b: { needs: "a", run: "echo ${{ steps.a.outputs.v }} ${{ steps.a.result }}" } },
+        steps: {
+          a: { run: "a" },
+          b: { needs: "a", run: "echo ${{ steps.a.outputs.v }} ${{ steps.a.result }}" },
+        },
       }),
     );
     run.decide(0);
     run.finish("a", 1, "success", { outputs: { v: "9" } }).decide(1);
     const effect = run.last?.effects[0];
-    assert.equal(effect?.type === "execute" && (effect.spec as { run: string }).run, "echo 9 success");
+    assert.equal(
+      effect?.type === "execute" && (effect.spec as { run: string }).run,
+      "echo 9 success",
+    );
     run.finish("b", 1, "success").decide(2);
     assert.deepEqual(run.state.outputs, { version: "v9", obj: '{"v":"9"}' });
   });

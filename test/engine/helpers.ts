@@ -2,7 +2,16 @@
 import { flowDefinition } from "../../flows-schema/schema.js";
 import type { FlowInput } from "../../flows-schema/schema.js";
 import { decide } from "../../app/engine/index.js";
-import type { Decision, Effect, FlowDefinition, Json, Millis, NewRunEvent, RunEvent, RunMeta } from "../../app/engine/index.js";
+import type {
+  Decision,
+  Effect,
+  FlowDefinition,
+  Json,
+  Millis,
+  NewRunEvent,
+  RunEvent,
+  RunMeta,
+} from "../../app/engine/index.js";
 
 export function flow(input: FlowInput): FlowDefinition {
   return flowDefinition.parse(input);
@@ -42,7 +51,7 @@ export class TestRun {
   }
 
   add(event: NewRunEvent): this {
-    this.history.push({ ...event, seq: this.history.length + 1 } as RunEvent);
+    this.history.push({ ...event, seq: this.history.length + 1 });
     return this;
   }
 
@@ -55,8 +64,22 @@ export class TestRun {
     return decision;
   }
 
-  finish(step: string, attempt: number, outcome: "success" | "failure", extra: Partial<{ outputs: Record<string, string>; error: string; retryable: boolean }> = {}, at = 0): this {
-    return this.add({ type: "attempt.finished", at, step, attempt, outcome, outputs: extra.outputs ?? {}, ...extra });
+  finish(
+    step: string,
+    attempt: number,
+    outcome: "success" | "failure",
+    extra: Partial<{ outputs: Record<string, string>; error: string; retryable: boolean }> = {},
+    at = 0,
+  ): this {
+    return this.add({
+      type: "attempt.finished",
+      at,
+      step,
+      attempt,
+      outcome,
+      outputs: extra.outputs ?? {},
+      ...extra,
+    });
   }
 
   get state() {
