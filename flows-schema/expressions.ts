@@ -104,10 +104,7 @@ export function parseExpression(source: string): Expr {
     if (error instanceof ExpressionError) {
       throw new ExpressionSyntaxError(error.message, error.pos.column);
     }
-    throw new ExpressionSyntaxError(
-      error instanceof Error ? error.message : String(error),
-      0,
-    );
+    throw new ExpressionSyntaxError(error instanceof Error ? error.message : String(error), 0);
   }
 }
 

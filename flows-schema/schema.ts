@@ -152,7 +152,9 @@ export const concurrency = z
   .union([
     z.string(),
     z.strictObject({
-      group: z.string().describe("The group key; may use `${{ inputs.* }}` and `${{ trigger.* }}`."),
+      group: z
+        .string()
+        .describe("The group key; may use `${{ inputs.* }}` and `${{ trigger.* }}`."),
       mode: concurrencyMode.default("queue"),
     }),
   ])
@@ -170,7 +172,9 @@ export const retry = z
       backoff: z
         .number()
         .default(2)
-        .describe("Each further wait is the previous one times this factor (1 to 10). (Default: 2)"),
+        .describe(
+          "Each further wait is the previous one times this factor (1 to 10). (Default: 2)",
+        ),
       "max-delay": duration
         .optional()
         .describe("No wait between attempts is longer than this. (Default: 1h)"),
@@ -247,7 +251,9 @@ export const approvalSpec = z
         paths: z
           .array(z.string())
           .optional()
-          .describe("With `codeowners`: the paths whose owners may approve, instead of the flow file."),
+          .describe(
+            "With `codeowners`: the paths whose owners may approve, instead of the flow file.",
+          ),
         permission: permissionLevel
           .default("write")
           .describe("The minimum repository permission an approver needs. (Default: write)"),
@@ -272,7 +278,9 @@ export const approvalSpec = z
       .describe(
         "What a timeout means: `reject` (the step fails as rejected), `approve`, or `fail` (the step fails as timed out). (Default: fail)",
       ),
-    reminder: duration.optional().describe("Remind the approvers once, this long before the timeout."),
+    reminder: duration
+      .optional()
+      .describe("Remind the approvers once, this long before the timeout."),
     "pull-request": z
       .union([z.string(), z.number().int()])
       .optional()
@@ -280,7 +288,9 @@ export const approvalSpec = z
         "With `via: review`: the pull request to review, e.g. `${{ steps.open.outputs.pr }}`. (Default: the run's pull request)",
       ),
   })
-  .describe("A human decision. The policy is part of the flow, so changing it goes through review.");
+  .describe(
+    "A human decision. The policy is part of the flow, so changing it goes through review.",
+  );
 
 export const waitSpec = z
   .strictObject({
@@ -299,7 +309,9 @@ export const waitSpec = z
       .optional()
       .describe("With `signal`: fail the step if no signal arrives in time. (Default: no limit)"),
   })
-  .describe("Pause the run: for a signal, for a time, or until a moment. Exactly one of the three.");
+  .describe(
+    "Pause the run: for a signal, for a time, or until a moment. Exactly one of the three.",
+  );
 
 export const githubRequest = z
   .strictObject({
@@ -317,7 +329,15 @@ export const githubRequest = z
   .describe("One GitHub REST call with the app's installation token.");
 
 /** The kinds a step can be: exactly one of these keys per step. */
-export const STEP_KINDS = ["workflow", "run", "agent", "approval", "wait", "flow", "github"] as const;
+export const STEP_KINDS = [
+  "workflow",
+  "run",
+  "agent",
+  "approval",
+  "wait",
+  "flow",
+  "github",
+] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
 /** What `compensate` can name: a command, or one action of a side-effecting kind. */
@@ -348,7 +368,9 @@ export const step = z
     needs: z
       .union([z.string(), z.array(z.string())])
       .optional()
-      .describe("Steps that must finish before this one starts. Steps without `needs` start at once, in parallel."),
+      .describe(
+        "Steps that must finish before this one starts. Steps without `needs` start at once, in parallel.",
+      ),
     if: z
       .union([z.string(), z.boolean()])
       .optional()
@@ -362,7 +384,9 @@ export const step = z
       .describe(
         "Inputs of the step: workflow inputs (at most 25), sub-flow inputs, or environment for `run` and `agent` steps.",
       ),
-    env: scalarMap("Environment variables for `run` and `agent` steps, added to the flow's `env`.").optional(),
+    env: scalarMap(
+      "Environment variables for `run` and `agent` steps, added to the flow's `env`.",
+    ).optional(),
     timeout: duration
       .optional()
       .describe("Fail an attempt that runs longer than this (1s to 30d). (Default: 6h)"),
@@ -402,14 +426,18 @@ export const step = z
     checkout: z
       .boolean()
       .optional()
-      .describe("With `run` or `agent`: clone the run's repository at the run's commit first. (Default: false)"),
+      .describe(
+        "With `run` or `agent`: clone the run's repository at the run's commit first. (Default: false)",
+      ),
     agent: agentSpec.optional(),
     approval: approvalSpec.optional(),
     wait: waitSpec.optional(),
     flow: z
       .string()
       .optional()
-      .describe("Run another flow of this repository (by name) as a sub-flow; its outputs become this step's."),
+      .describe(
+        "Run another flow of this repository (by name) as a sub-flow; its outputs become this step's.",
+      ),
     github: githubRequest.optional(),
   })
   .describe("One step. Exactly one of: workflow, run, agent, approval, wait, flow, github.");
@@ -424,7 +452,9 @@ export const flowDefinition = z
     timeout: duration
       .optional()
       .describe("Cancel the run if it takes longer than this (1s to 365d). (Default: 30d)"),
-    env: scalarMap("Environment variables for every `run` and `agent` step; `${{ env.X }}` in expressions.").optional(),
+    env: scalarMap(
+      "Environment variables for every `run` and `agent` step; `${{ env.X }}` in expressions.",
+    ).optional(),
     outputs: z
       .record(identifier("An output name"), z.string())
       .optional()
