@@ -1,0 +1,244 @@
+/**
+ * The in-process local executor for `run` steps (and `run` compensations): a shell in a
+ * fresh temporary workspace per attempt, its output streamed to the step log, its outputs
+ * read from the file named by BATON_OUTPUT (the $GITHUB_OUTPUT format).
+ *
+ * The shell runs in its own process group (detached), so that a timeout, a cancellation or
+ * a shutdown stops the whole tree: SIGTERM to the group, then SIGKILL after a grace period.
+ * Processes a step leaves behind in the background are killed when the step's shell exits.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { StringDecoder } from "node:string_decoder";
+import type { Json } from "../engine/types.js";
+import type { Executor, StepExecution, StepOutcome } from "./executor.js";
+
+export interface LocalShellOptions {
+  /** Where per-attempt workspaces are created. (Default: the OS temp directory) */
+  tmpRoot?: string;
+  /** Between SIGTERM and SIGKILL. (Default: 5000 ms) */
+  killGraceMs?: number;
+  /** Keep workspaces after the attempt, for debugging. (Default: false) */
+  keepWorkspaces?: boolean;
+  /** Added to every step's environment, under the step's own. (Default: process.env) */
+  baseEnv?: NodeJS.ProcessEnv;
+}
+
+/** How many trailing stderr lines a failure's error message quotes. */
+const STDERR_TAIL_LINES = 10;
+
+export function localShell(options: LocalShellOptions = {}): Executor {
+  const killGraceMs = options.killGraceMs ?? 5000;
+  return async (execution) => {
+    const spec = asObject(execution.spec);
+    const command = typeof spec.run === "string" ? spec.run : undefined;
+    if (command === undefined) {
+      return {
+        outcome: "failure",
+        outputs: {},
+        retryable: false,
+        error: "the step has no `run` command",
+      };
+    }
+    const base = await mkdtemp(join(options.tmpRoot ?? tmpdir(), "baton-step-"));
+    try {
+      const workspace = join(base, "workspace");
+      await mkdir(workspace);
+      const outputFile = join(base, "output");
+      await writeFile(outputFile, "");
+      const cwd =
+        typeof spec["working-directory"] === "string"
+          ? resolve(workspace, spec["working-directory"])
+          : workspace;
+      await mkdir(cwd, { recursive: true });
+      const env: NodeJS.ProcessEnv = {
+        ...(options.baseEnv ?? process.env),
+        ...execution.env,
+        BATON_RUN_ID: execution.runId,
+        BATON_STEP: execution.step,
+        BATON_ATTEMPT: String(execution.attempt),
+        BATON_IDEMPOTENCY_KEY: execution.key,
+        BATON_WORKSPACE: workspace,
+        BATON_OUTPUT: outputFile,
+        // Steps written for GitHub Actions write outputs here; same file, same format.
+        GITHUB_OUTPUT: outputFile,
+      };
+      const shell = spec.shell === "sh" || !bashAvailable() ? "sh" : "bash";
+      // Like GitHub Actions: stop at the first failing command, and in pipelines.
+      const args =
+        shell === "bash"
+          ? ["--noprofile", "--norc", "-eo", "pipefail", "-c", command]
+          : ["-e", "-c", command];
+      const ended = await runProcessGroup(shell, args, { cwd, env, killGraceMs }, execution);
+      const outputs = parseOutputFile(await readFile(outputFile, "utf8").catch(() => ""));
+      if (ended.stopped === "timeout") {
+        return {
+          outcome: "failure",
+          outputs,
+          error: `timed out${ended.tail ? `\n${ended.tail}` : ""}`,
+        };
+      }
+      if (ended.stopped === "aborted") {
+        return { outcome: "failure", outputs, error: `stopped: ${abortReason(execution.signal)}` };
+      }
+      if (ended.code === 0) return { outcome: "success", outputs };
+      const how =
+        ended.code !== null ? `exit code ${ended.code}` : `killed by ${ended.signal ?? "a signal"}`;
+      return { outcome: "failure", outputs, error: ended.tail ? `${how}\n${ended.tail}` : how };
+    } finally {
+      if (!options.keepWorkspaces)
+        await rm(base, { recursive: true, force: true }).catch(() => undefined);
+    }
+  };
+}
+
+interface Ended {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stopped?: "timeout" | "aborted";
+  /** The last lines of stderr. */
+  tail: string;
+}
+
+function runProcessGroup(
+  file: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv; killGraceMs: number },
+  execution: StepExecution,
+): Promise<Ended> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stopped: Ended["stopped"];
+    let tail = "";
+    let killTimer: NodeJS.Timeout | undefined;
+    let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    const signalGroup = (signal: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // ESRCH: the group is gone already.
+      }
+    };
+    const stop = (why: "timeout" | "aborted") => {
+      if (stopped || exitInfo) return;
+      stopped = why;
+      execution.log(
+        "system",
+        why === "timeout"
+          ? "Timed out: stopping the step\n"
+          : `Stopping the step: ${abortReason(execution.signal)}\n`,
+      );
+      signalGroup("SIGTERM");
+      killTimer = setTimeout(() => signalGroup("SIGKILL"), options.killGraceMs);
+    };
+    const onAbort = () => stop("aborted");
+    execution.signal.addEventListener("abort", onAbort, { once: true });
+    const deadlineTimer =
+      execution.deadline !== undefined
+        ? setTimeout(() => stop("timeout"), Math.max(0, execution.deadline - Date.now()))
+        : undefined;
+    if (execution.signal.aborted) onAbort();
+
+    for (const [stream, name] of [
+      [child.stdout, "stdout"],
+      [child.stderr, "stderr"],
+    ] as const) {
+      const decoder = new StringDecoder("utf8");
+      stream.on("data", (data: Buffer) => {
+        const text = decoder.write(data);
+        if (text === "") return;
+        execution.log(name, text);
+        if (name === "stderr") tail = lastLines(tail + text, STDERR_TAIL_LINES);
+      });
+      stream.on("end", () => {
+        const rest = decoder.end();
+        if (rest !== "") execution.log(name, rest);
+      });
+    }
+    // The shell exited; anything it left in the background (holding our pipes) is killed
+    // after a moment, so that a step cannot outlive its attempt.
+    child.on("exit", (code, signal) => {
+      exitInfo = { code, signal };
+      setTimeout(() => signalGroup("SIGKILL"), 1000).unref();
+    });
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(killTimer);
+      clearTimeout(deadlineTimer);
+      execution.signal.removeEventListener("abort", onAbort);
+      // Whatever is left of the group goes too (e.g. a child that ignored SIGTERM but let go of the pipes).
+      signalGroup("SIGKILL");
+      const info = exitInfo ?? { code, signal };
+      resolvePromise({
+        ...info,
+        ...(stopped ? { stopped } : {}),
+        tail: lastLines(tail, STDERR_TAIL_LINES).trimEnd(),
+      });
+    });
+  });
+}
+
+/**
+ * The $GITHUB_OUTPUT format: `name=value` lines, and `name<<DELIMITER` followed by the
+ * value's lines and a line holding only DELIMITER. Later values win.
+ */
+export function parseOutputFile(text: string): Record<string, string> {
+  const outputs: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (let index = 0; index < lines.length; index += 1) {
+    const line = lines[index] ?? "";
+    if (line.trim() === "") continue;
+    const heredoc = /^([^=<]+)<<(.+)$/.exec(line);
+    const equals = line.indexOf("=");
+    if (heredoc && (equals === -1 || equals > line.indexOf("<<"))) {
+      const name = (heredoc[1] ?? "").trim();
+      const delimiter = heredoc[2] ?? "";
+      const value: string[] = [];
+      index += 1;
+      while (index < lines.length && lines[index] !== delimiter) {
+        value.push(lines[index] ?? "");
+        index += 1;
+      }
+      outputs[name] = value.join("\n");
+    } else if (equals > 0) {
+      outputs[line.slice(0, equals).trim()] = line.slice(equals + 1);
+    }
+  }
+  return outputs;
+}
+
+function lastLines(text: string, count: number): string {
+  const lines = text.split("\n");
+  // Keep one more than asked: the last element is the unfinished line.
+  return lines
+    .slice(-(count + 1))
+    .join("\n")
+    .slice(-4096);
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason.message;
+  return typeof reason === "string" ? reason : "cancelled";
+}
+
+function asObject(value: Json): Record<string, Json> {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? value : {};
+}
+
+let bash: boolean | undefined;
+function bashAvailable(): boolean {
+  bash ??= ["/bin/bash", "/usr/bin/bash", "/usr/local/bin/bash"].some((path) => existsSync(path));
+  return bash;
+}
+
+export type { StepOutcome };

@@ -1,0 +1,249 @@
+/**
+ * The runtime: claim tasks from the database and handle them, `concurrency` at a time.
+ *
+ * No busy polling: when there is nothing to claim, it sleeps until the next task is due
+ * (its run_at, or the end of a lease held by a worker that may be dead), or until a
+ * notification says a task was enqueued (LISTEN/NOTIFY on Postgres, in-process events on
+ * PGlite), or until a slot frees. Any number of processes may run against one Postgres:
+ * they coordinate only through it (SKIP LOCKED claims, leases, row locks).
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { localShell } from "../runner/local-shell.js";
+import { unavailableLocally } from "../runner/executor.js";
+import type { Database } from "../store/database.js";
+import { CHANNELS, PG_ERRORS, pgErrorCode } from "../store/database.js";
+import type { Task } from "../store/model.js";
+import { claimTasks, nextTaskTime, releaseTasks, retryTaskLater } from "../store/tasks.js";
+import { LeaseLostError } from "./errors.js";
+import { compensateTask, executeTask } from "./execute-step.js";
+import { FlowCache } from "./flow-cache.js";
+import type { Logger } from "./log.js";
+import { stderrLogger } from "./log.js";
+import {
+  advanceTask,
+  cancelSubRunTask,
+  cancelTask,
+  requestApprovalTask,
+  runEndedTask,
+  startSubRunTask,
+} from "./run-tasks.js";
+import {
+  AttemptCancelledError,
+  LeaseTakenOverError,
+  RunningAttempts,
+  ShutdownError,
+} from "./running-attempts.js";
+import type { Executors, TaskContext } from "./task-context.js";
+import type { TaskKind } from "./task-kinds.js";
+
+export interface RuntimeOptions {
+  db: Database;
+  /** How many tasks this process handles at once (steps run in parallel up to this). (Default: 4) */
+  concurrency?: number;
+  /** Executors by step kind. (Default: `run` on the local shell; the other kinds fail with advice) */
+  executors?: Executors;
+  /** (Default: one line per message on stderr) */
+  log?: Logger;
+  /** How long a claim holds without renewal; a crashed worker's tasks wait this long. (Default: 30000 ms) */
+  leaseMs?: number;
+  /** The longest sleep without a notification, in case one was lost. (Default: 30000 ms) */
+  maxIdleMs?: number;
+  /** Identifies this process in `tasks.locked_by`. (Default: host:pid:random) */
+  workerId?: string;
+  /** Stop cleanly on SIGTERM and SIGINT. (Default: false; the CLI decides) */
+  handleSignals?: boolean;
+  /** The clock. (Default: Date.now) */
+  now?: () => number;
+}
+
+export interface Runtime {
+  readonly workerId: string;
+  /**
+   * Stop claiming, wait up to `graceMs` for tasks in hand, then stop running steps and
+   * give their tasks back so that another process takes them at once. (Default: 10000 ms)
+   */
+  stop(options?: { graceMs?: number }): Promise<void>;
+  /** Settles when the runtime has stopped. */
+  readonly stopped: Promise<void>;
+}
+
+export const DEFAULT_EXECUTORS: Executors = {
+  run: localShell(),
+  workflow: unavailableLocally("workflow"),
+  github: unavailableLocally("github"),
+  agent: unavailableLocally("agent"),
+};
+
+const HANDLERS: Record<TaskKind, (ctx: TaskContext, task: Task) => Promise<void>> = {
+  advance: advanceTask,
+  execute: executeTask,
+  cancel: cancelTask,
+  "start-sub-run": startSubRunTask,
+  "cancel-sub-run": cancelSubRunTask,
+  compensate: compensateTask,
+  "request-approval": requestApprovalTask,
+  "run-ended": runEndedTask,
+};
+
+export function startRuntime(options: RuntimeOptions): Runtime {
+  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const leaseMs = options.leaseMs ?? 30_000;
+  const maxIdleMs = options.maxIdleMs ?? 30_000;
+  const log = options.log ?? stderrLogger;
+  const workerId =
+    options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  const ctx: TaskContext = {
+    db: options.db,
+    flows: new FlowCache(),
+    running: new RunningAttempts(),
+    executors: { ...DEFAULT_EXECUTORS, ...options.executors },
+    log,
+    workerId,
+    leaseMs,
+    now: options.now ?? Date.now,
+  };
+  const inFlight = new Map<number, Promise<void>>();
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const wakeUp = () => {
+    const resolve = wake;
+    wake = undefined;
+    resolve?.();
+  };
+  const unlisten: (() => Promise<void>)[] = [];
+
+  const handle = async (task: Task): Promise<void> => {
+    const handler = HANDLERS[task.kind as TaskKind] as
+      ((ctx: TaskContext, task: Task) => Promise<void>) | undefined;
+    try {
+      if (!handler) throw new Error(`unknown task kind "${task.kind}" (written by a newer Baton?)`);
+      await handler(ctx, task);
+    } catch (error: unknown) {
+      if (error instanceof ShutdownError) return; // released by stop()
+      if (error instanceof LeaseLostError || error instanceof LeaseTakenOverError) {
+        log.warn("lost a task to another worker (its lease expired)", {
+          taskId: task.id,
+          kind: task.kind,
+        });
+        return;
+      }
+      const code = pgErrorCode(error);
+      const transient =
+        code === PG_ERRORS.deadlockDetected || code === PG_ERRORS.serializationFailure;
+      // Exponential backoff from 1 s, at most 5 min; a deadlock is retried almost at once.
+      const delay = transient
+        ? 50 + Math.random() * 200
+        : Math.min(300_000, 1000 * 2 ** Math.min(task.attempts, 9));
+      log[transient ? "warn" : "error"]("task failed; it will be retried", {
+        taskId: task.id,
+        kind: task.kind,
+        runId: task.runId,
+        attempts: task.attempts,
+        retryInMs: Math.round(delay),
+        error,
+      });
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      await options.db
+        .transaction((tx) =>
+          retryTaskLater(tx, task.id, workerId, new Date(Date.now() + delay), message),
+        )
+        .catch((retryError: unknown) =>
+          log.error("could not reschedule a failed task", { taskId: task.id, error: retryError }),
+        );
+    }
+  };
+
+  const loop = async (): Promise<void> => {
+    unlisten.push(await options.db.listen(CHANNELS.tasks, wakeUp));
+    unlisten.push(
+      await options.db.listen(CHANNELS.cancel, (key) => {
+        if (key !== "") ctx.running.abort(key, new AttemptCancelledError());
+      }),
+    );
+    while (!stopping) {
+      const free = concurrency - inFlight.size;
+      let claimed = 0;
+      let delay = maxIdleMs;
+      // Listen before looking, so that a task enqueued in between still wakes us.
+      const sleeping = new Promise<void>((resolve) => (wake = resolve));
+      try {
+        if (free > 0) {
+          const tasks = await claimTasks(options.db, { workerId, limit: free, leaseMs });
+          claimed = tasks.length;
+          for (const task of tasks) {
+            const running = handle(task).finally(() => {
+              inFlight.delete(task.id);
+              wakeUp();
+            });
+            inFlight.set(task.id, running);
+          }
+          if (claimed === free) continue; // there may be more
+          const next = await nextTaskTime(options.db);
+          if (next) delay = Math.min(maxIdleMs, Math.max(10, next.getTime() - Date.now()));
+        }
+      } catch (error: unknown) {
+        log.error("could not claim tasks; trying again in 1 s", { error });
+        delay = 1000;
+      }
+      if (stopping) break;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        sleeping,
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, delay))),
+      ]);
+      clearTimeout(timer);
+      wake = undefined;
+    }
+  };
+
+  const stopped = loop();
+  let stopping$: Promise<void> | undefined;
+
+  const stop = (stopOptions: { graceMs?: number } = {}): Promise<void> => {
+    stopping$ ??= (async () => {
+      stopping = true;
+      wakeUp();
+      await stopped.catch((error: unknown) => log.error("the runtime loop failed", { error }));
+      const all = Promise.allSettled(inFlight.values());
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<"timeout">(
+        (resolve) => (timer = setTimeout(() => resolve("timeout"), stopOptions.graceMs ?? 10_000)),
+      );
+      if ((await Promise.race([all, graceOver])) === "timeout") {
+        // Steps still running: stop them and hand their tasks back now.
+        ctx.running.abortAll(new ShutdownError());
+        const ids = [...inFlight.keys()];
+        await Promise.allSettled(inFlight.values());
+        await options.db
+          .transaction((tx) => releaseTasks(tx, ids, workerId))
+          .catch((error: unknown) => log.error("could not release tasks", { error }));
+      }
+      clearTimeout(timer);
+      for (const off of unlisten) await off().catch(() => undefined);
+      if (signalHandler) {
+        process.off("SIGTERM", signalHandler);
+        process.off("SIGINT", signalHandler);
+      }
+    })();
+    return stopping$;
+  };
+
+  let signalHandler: (() => void) | undefined;
+  if (options.handleSignals) {
+    signalHandler = () => {
+      log.info("stopping: finishing the tasks in hand");
+      void stop();
+    };
+    process.once("SIGTERM", signalHandler);
+    process.once("SIGINT", signalHandler);
+  }
+
+  return {
+    workerId,
+    stop,
+    get stopped() {
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * The kinds of task the runtime executes, and how each effect of a decision becomes a
+ * task (inserted in the decision's transaction: the transactional outbox).
+ *
+ * - advance:          call `decide` again for a run (a timer: retry delay, wait, timeout).
+ * - execute:          run one step attempt through an executor; its outcome is recorded
+ *                     together with the next decision, in one transaction.
+ * - cancel:           stop a running attempt, wherever it runs (a notification to all processes).
+ * - start-sub-run:    create the child run of a `flow` step.
+ * - cancel-sub-run:   ask that child run to cancel.
+ * - compensate:       run a step's `compensate` action.
+ * - request-approval: tell approvers (a no-op in local mode: they use `baton approve`).
+ * - run-ended:        free the run's concurrency group (admit the next queued run) and
+ *                     report to the parent run.
+ *
+ * Every task key is unique while the task exists, so repeating a decision's effects never
+ * doubles the work.
+ */
+import type { Effect, Millis } from "../engine/types.js";
+import type { NewTask } from "../store/model.js";
+
+export const TASK_KINDS = [
+  "advance",
+  "execute",
+  "cancel",
+  "start-sub-run",
+  "cancel-sub-run",
+  "compensate",
+  "request-approval",
+  "run-ended",
+] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+export function tasksForEffects(
+  runId: string,
+  runAttempt: number,
+  effects: readonly Effect[],
+): NewTask[] {
+  return effects.map((effect): NewTask => {
+    const payload = effect as unknown as NewTask["payload"];
+    switch (effect.type) {
+      case "execute":
+        return { kind: "execute", runId, key: effect.key, payload };
+      case "cancel":
+        return { kind: "cancel", runId, key: `${effect.key}/cancel`, payload };
+      case "start-sub-run":
+        return { kind: "start-sub-run", runId, key: effect.key, payload };
+      case "cancel-sub-run":
+        return { kind: "cancel-sub-run", runId, key: `${effect.key}/cancel-sub-run`, payload };
+      case "compensate":
+        return { kind: "compensate", runId, key: effect.key, payload };
+      case "request-approval":
+        return { kind: "request-approval", runId, key: `${effect.key}/request-approval`, payload };
+      case "run-ended":
+        return { kind: "run-ended", runId, key: `${runId}/run-ended/${runAttempt}`, payload };
+    }
+  });
+}
+
+/** A timer: decide again for `runId` at `at`. One per run and moment. */
+export function wakeTask(runId: string, at: Millis): NewTask {
+  return { kind: "advance", runId, key: `${runId}/wake/${at}`, runAt: new Date(at), payload: {} };
+}

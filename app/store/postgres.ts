@@ -1,0 +1,176 @@
+/**
+ * The `Database` on a Postgres server, through a `pg` Pool. Used when DATABASE_URL is set;
+ * many Baton processes may share one server (all coordination goes through it).
+ */
+import pg from "pg";
+import type { Database, NotifyChannel, QueryResult, Transaction } from "./database.js";
+
+/** int8 (bigint) as a JS number: our counters and sequences stay far below 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === 20
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export interface PostgresOptions {
+  connectionString: string;
+  /** The most connections this process opens. (Default: 10) */
+  max?: number;
+  /** Called when the LISTEN connection fails; it reconnects by itself. */
+  onError?: (error: unknown) => void;
+}
+
+export function openPostgres(options: PostgresOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? 10,
+    types,
+  });
+  // An idle client that dies (server restart) must not crash the process; the pool
+  // replaces it on the next checkout.
+  pool.on("error", (error) => options.onError?.(error));
+  const listener = new Listener(options.connectionString, options.onError);
+  const url = new URL(options.connectionString);
+  return {
+    kind: "postgres",
+    description: `postgres ${url.host}${url.pathname}`,
+    async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      const result = await pool.query(sql, params as unknown[] | undefined);
+      return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+    },
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: unknown;
+      try {
+        await client.query("BEGIN");
+        const tx: Transaction = {
+          async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+            const result = await client.query(sql, params as unknown[] | undefined);
+            return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+          },
+          async exec(sql: string): Promise<void> {
+            await client.query(sql);
+          },
+          async notify(channel: NotifyChannel, payload: string): Promise<void> {
+            await client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+          },
+        };
+        const value = await fn(tx);
+        await client.query("COMMIT");
+        return value;
+      } catch (error: unknown) {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackError: unknown) {
+          // The connection is unusable: destroy it rather than return it to the pool.
+          broken = rollbackError;
+        }
+        throw error;
+      } finally {
+        client.release(broken instanceof Error ? broken : undefined);
+      }
+    },
+    listen: (channel, onNotify) => listener.listen(channel, onNotify),
+    async close(): Promise<void> {
+      await listener.close();
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * One dedicated connection per process for LISTEN. When it drops it reconnects after a
+ * second and tells every handler (with an empty payload), because notifications sent
+ * while it was down are lost: handlers re-read the database.
+ */
+class Listener {
+  #client: pg.Client | undefined;
+  #connecting: Promise<pg.Client> | undefined;
+  #handlers = new Map<string, Set<(payload: string) => void>>();
+  #closed = false;
+  #retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly onError?: (error: unknown) => void,
+  ) {}
+
+  async listen(
+    channel: NotifyChannel,
+    onNotify: (payload: string) => void,
+  ): Promise<() => Promise<void>> {
+    let handlers = this.#handlers.get(channel);
+    const first = handlers === undefined;
+    if (!handlers) {
+      handlers = new Set();
+      this.#handlers.set(channel, handlers);
+    }
+    handlers.add(onNotify);
+    const client = await this.#connect();
+    // Channel names are our constants (CHANNELS), never user input: LISTEN takes no parameters.
+    if (first) await client.query(`LISTEN ${channel}`);
+    return async () => {
+      handlers.delete(onNotify);
+      if (handlers.size === 0 && this.#handlers.get(channel) === handlers) {
+        this.#handlers.delete(channel);
+        if (this.#client && !this.#closed)
+          await this.#client.query(`UNLISTEN ${channel}`).catch(() => undefined);
+      }
+    };
+  }
+
+  #connect(): Promise<pg.Client> {
+    if (this.#client) return Promise.resolve(this.#client);
+    this.#connecting ??= (async () => {
+      const client = new pg.Client({ connectionString: this.connectionString, types });
+      client.on("notification", (message) => {
+        for (const handler of this.#handlers.get(message.channel) ?? [])
+          handler(message.payload ?? "");
+      });
+      client.on("error", (error) => this.#lost(client, error));
+      client.on("end", () => this.#lost(client, new Error("LISTEN connection ended")));
+      await client.connect();
+      for (const channel of this.#handlers.keys()) await client.query(`LISTEN ${channel}`);
+      this.#client = client;
+      return client;
+    })().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  #lost(client: pg.Client, error: unknown): void {
+    if (this.#client !== client || this.#closed) return;
+    this.#client = undefined;
+    this.onError?.(error);
+    client.end().catch(() => undefined);
+    this.#reconnectSoon();
+  }
+
+  #reconnectSoon(): void {
+    if (this.#closed) return;
+    this.#retry = setTimeout(() => {
+      this.#connect().then(
+        () => {
+          for (const handlers of this.#handlers.values())
+            for (const handler of handlers) handler("");
+        },
+        (error: unknown) => {
+          this.onError?.(error);
+          this.#reconnectSoon();
+        },
+      );
+    }, 1000);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    const client =
+      this.#client ??
+      (this.#connecting ? await this.#connecting.catch(() => undefined) : undefined);
+    this.#client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+}

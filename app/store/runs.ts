@@ -1,0 +1,177 @@
+/** The runs table: numbering, creation, locking, the state projection and lookups. */
+import type { Json, RunState, RunStatus } from "../engine/types.js";
+import type { Queryable } from "./database.js";
+import type { Run } from "./model.js";
+import { toRun } from "./model.js";
+import type { DbRun } from "./rows.js";
+
+/** The next run number of a flow, from 1. Rolled back with the transaction that took it. */
+export async function allocateRunNumber(
+  tx: Queryable,
+  repository: string,
+  flow: string,
+): Promise<number> {
+  const result = await tx.query<{ last_number: number }>(
+    `INSERT INTO run_numbers (repository, flow, last_number) VALUES ($1, $2, 1)
+     ON CONFLICT (repository, flow) DO UPDATE SET last_number = run_numbers.last_number + 1
+     RETURNING last_number`,
+    [repository, flow],
+  );
+  const number = result.rows[0]?.last_number;
+  if (number === undefined) throw new Error("run number allocation returned nothing");
+  return number;
+}
+
+export interface NewRun {
+  id: string;
+  flowVersionId: string;
+  repository: string;
+  flow: string;
+  number: number;
+  concurrencyGroup?: string;
+  parent?: { runId: string; step: string; attempt: number };
+  actor: string;
+  triggerEvent: string;
+  inputs: Record<string, Json>;
+  createdAt: Date;
+}
+
+/** A new run starts `queued`; the first decision moves it on. */
+export async function insertRun(tx: Queryable, run: NewRun): Promise<void> {
+  await tx.query(
+    `INSERT INTO runs (id, flow_version_id, repository, flow, number, status, concurrency_group,
+                       parent_run_id, parent_step, parent_attempt, actor, trigger_event, inputs, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13)`,
+    [
+      run.id,
+      run.flowVersionId,
+      run.repository,
+      run.flow,
+      run.number,
+      run.concurrencyGroup ?? null,
+      run.parent?.runId ?? null,
+      run.parent?.step ?? null,
+      run.parent?.attempt ?? null,
+      run.actor,
+      run.triggerEvent,
+      JSON.stringify(run.inputs),
+      run.createdAt,
+    ],
+  );
+}
+
+/**
+ * Lock a run's row for the rest of the transaction: every change to a run (appending
+ * events, deciding) happens under this lock, so one run's history is written by one
+ * transaction at a time, whichever process it is in.
+ */
+export async function lockRun(tx: Queryable, id: string): Promise<Run | undefined> {
+  const result = await tx.query<DbRun>("SELECT * FROM runs WHERE id = $1 FOR UPDATE", [id]);
+  const row = result.rows[0];
+  return row ? toRun(row) : undefined;
+}
+
+export async function getRunById(db: Queryable, id: string): Promise<Run | undefined> {
+  const result = await db.query<DbRun>("SELECT * FROM runs WHERE id = $1", [id]);
+  const row = result.rows[0];
+  return row ? toRun(row) : undefined;
+}
+
+/** Runs whose id starts with `prefix` (at most `limit`). */
+export async function findRunsByIdPrefix(db: Queryable, prefix: string, limit = 2): Promise<Run[]> {
+  // The prefix is data, not a pattern: escape LIKE's wildcards.
+  const escaped = prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
+  const result = await db.query<DbRun>("SELECT * FROM runs WHERE id LIKE $1 ORDER BY id LIMIT $2", [
+    `${escaped}%`,
+    limit,
+  ]);
+  return result.rows.map(toRun);
+}
+
+export async function findRunsByNumber(
+  db: Queryable,
+  flow: string,
+  number: number,
+): Promise<Run[]> {
+  const result = await db.query<DbRun>(
+    "SELECT * FROM runs WHERE flow = $1 AND number = $2 ORDER BY created_at",
+    [flow, number],
+  );
+  return result.rows.map(toRun);
+}
+
+export async function findChildRun(
+  db: Queryable,
+  parent: { runId: string; step: string; attempt: number },
+): Promise<Run | undefined> {
+  const result = await db.query<DbRun>(
+    "SELECT * FROM runs WHERE parent_run_id = $1 AND parent_step = $2 AND parent_attempt = $3",
+    [parent.runId, parent.step, parent.attempt],
+  );
+  const row = result.rows[0];
+  return row ? toRun(row) : undefined;
+}
+
+export interface RunFilter {
+  flow?: string;
+  status?: RunStatus | readonly RunStatus[];
+  repository?: string;
+  /** (Default: 20) */
+  limit?: number;
+}
+
+/** Newest first. */
+export async function listRuns(db: Queryable, filter: RunFilter = {}): Promise<Run[]> {
+  const statuses =
+    filter.status === undefined
+      ? null
+      : Array.isArray(filter.status)
+        ? filter.status
+        : [filter.status];
+  const result = await db.query<DbRun>(
+    `SELECT * FROM runs
+      WHERE ($1::text IS NULL OR flow = $1)
+        AND ($2::text[] IS NULL OR status = ANY ($2::text[]))
+        AND ($3::text IS NULL OR repository = $3)
+      ORDER BY created_at DESC, id DESC
+      LIMIT $4`,
+    [filter.flow ?? null, statuses, filter.repository ?? null, filter.limit ?? 20],
+  );
+  return result.rows.map(toRun);
+}
+
+/** Store the state the engine computed, in the transaction that appended the events. */
+export async function updateRunProjection(
+  tx: Queryable,
+  id: string,
+  state: RunState,
+  lastSeq: number,
+  now: Date,
+): Promise<void> {
+  await tx.query(
+    `UPDATE runs SET status = $2, state = $3::jsonb, last_seq = $4, updated_at = $5,
+                     finished_at = CASE WHEN $2 IN ('success', 'failure', 'cancelled') THEN coalesce(finished_at, $5) ELSE NULL END
+      WHERE id = $1`,
+    [id, state.status, JSON.stringify(state), lastSeq, now],
+  );
+}
+
+/**
+ * Serialise everything that decides who may run in a concurrency group, for the rest of
+ * the transaction, across processes (a transaction-scoped advisory lock on the group key).
+ */
+export async function lockConcurrencyGroup(tx: Queryable, group: string): Promise<void> {
+  await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+    `baton:concurrency:${group}`,
+  ]);
+}
+
+/** Runs of a group that are not finished, oldest first: active (admitted) and queued. */
+export async function unfinishedRunsInGroup(tx: Queryable, group: string): Promise<Run[]> {
+  const result = await tx.query<DbRun>(
+    `SELECT * FROM runs WHERE concurrency_group = $1 AND status IN ('queued', 'running', 'compensating')
+      ORDER BY created_at, number`,
+    [group],
+  );
+  return result.rows.map(toRun);
+}
