@@ -80,6 +80,11 @@ export function decide(flow: FlowDefinition, events: readonly RunEvent[], now: M
 
 function next(flow: FlowDefinition, run: Fold, now: Millis): Batch | undefined {
   const { state } = run;
+  // Approval submissions are judged whatever the run's status: the audit trail records all.
+  for (const [id, track] of Object.entries(run.tracks)) {
+    const definition = flow.steps[id];
+    if (definition && track.submissions.length > 0) return judge(definition, run, id, now);
+  }
   if (isTerminal(run)) return run.retryRequest ? rerun(flow, run, now) : undefined;
   if (state.status === "queued") {
     return run.cancel ? finishRun(flow, run, now, "cancelled", cancelReason(run)) : undefined;
@@ -104,10 +109,6 @@ function nextForStep(flow: FlowDefinition, run: Fold, id: string, now: Millis): 
   const track = run.tracks[id];
   if (!definition || !step || !track) return undefined;
   const kind = stepKind(definition);
-
-  // Approval submissions are judged whatever the step's status: the audit trail records all.
-  const submission = track.submissions[0];
-  if (submission) return judge(definition, run, id, now);
 
   switch (step.status) {
     case "done":

@@ -28,7 +28,9 @@ void describe("if and status functions", () => {
   });
 
   void it("treats a skipped need as success", () => {
-    const run = new TestRun(flow({ steps: { a: { if: false, run: "a" }, b: { needs: "a", run: "b" } } }));
+    const run = new TestRun(
+      flow({ steps: { a: { if: false, run: "a" }, b: { needs: "a", run: "b" } } }),
+    );
     run.decide(0);
     assert.equal(run.result("a"), "skipped");
     assert.equal(run.state.steps.b?.status, "running");
@@ -108,7 +110,13 @@ void describe("if and status functions", () => {
 
   void it("evaluates failure() over transitive needs", () => {
     const run = new TestRun(
-      flow({ steps: { a: { run: "a" }, b: { needs: "a", run: "b" }, c: { needs: "b", if: "failure()", run: "c" } } }),
+      flow({
+        steps: {
+          a: { run: "a" },
+          b: { needs: "a", run: "b" },
+          c: { needs: "b", if: "failure()", run: "c" },
+        },
+      }),
     );
     run.decide(0);
     run.finish("a", 1, "failure").decide(1);
@@ -122,7 +130,10 @@ void describe("if and status functions", () => {
         steps: {
           agent: { "runs-on": ["agent"], agent: { prompt: "Fix ${{ inputs.v }}" } },
           gh: {
-            github: { request: "POST /repos/{owner}/{repo}/issues", with: { body: "v=${{ inputs.v }}", n: 1 } },
+            github: {
+              request: "POST /repos/{owner}/{repo}/issues",
+              with: { body: "v=${{ inputs.v }}", n: 1 },
+            },
           },
           wf: { workflow: "build.yml", with: { payload: "${{ toJSON(inputs) }}" } },
         },
@@ -131,7 +142,9 @@ void describe("if and status functions", () => {
     );
     const effects = run.decide(0).effects;
     const spec = (step: string) => {
-      const effect = effects.find((candidate) => candidate.type === "execute" && candidate.step === step);
+      const effect = effects.find(
+        (candidate) => candidate.type === "execute" && candidate.step === step,
+      );
       return effect?.type === "execute" ? (effect.spec as Record<string, unknown>) : {};
     };
     assert.deepEqual(spec("agent").agent, { prompt: "Fix 1.0" });

@@ -6,7 +6,11 @@ import { HOUR, MIN, TestRun, flow } from "./helpers.js";
 void describe("retries and timeouts", () => {
   void it("retries a failure after delay * backoff^(k-1), capped by max-delay", () => {
     const run = new TestRun(
-      flow({ steps: { a: { run: "a", retry: { attempts: 4, delay: "10s", backoff: 3, "max-delay": "60s" } } } }),
+      flow({
+        steps: {
+          a: { run: "a", retry: { attempts: 4, delay: "10s", backoff: 3, "max-delay": "60s" } },
+        },
+      }),
     );
     run.decide(0);
     run.finish("a", 1, "failure", { error: "flaky" }).decide(1000);
@@ -54,7 +58,9 @@ void describe("retries and timeouts", () => {
       timedOut.events.map((event) => event.type),
       ["attempt.timed-out", "retry.scheduled"],
     );
-    assert.deepEqual(timedOut.effects, [{ type: "cancel", key: "run-1/a/1", step: "a", attempt: 1 }]);
+    assert.deepEqual(timedOut.effects, [
+      { type: "cancel", key: "run-1/a/1", step: "a", attempt: 1 },
+    ]);
     run.decide(30 * MIN + 10_000);
     assert.equal(run.state.steps.a?.attempt, 2);
     // The first attempt's result arrives late: ignored.
@@ -78,7 +84,12 @@ void describe("retries and timeouts", () => {
   });
 
   void it("fails the run when the run timeout passes: running steps are cancelled", () => {
-    const run = new TestRun(flow({ timeout: "2h", steps: { a: { run: "a", timeout: "3h" }, b: { needs: "a", run: "b" } } }));
+    const run = new TestRun(
+      flow({
+        timeout: "2h",
+        steps: { a: { run: "a", timeout: "3h" }, b: { needs: "a", run: "b" } },
+      }),
+    );
     assert.equal(run.decide(0).wakeAt, 2 * HOUR);
     const end = run.decide(2 * HOUR);
     assert.equal(run.state.status, "failure");
@@ -93,7 +104,9 @@ void describe("retries and timeouts", () => {
   });
 
   void it("keeps wakeAt at the earliest timer", () => {
-    const run = new TestRun(flow({ steps: { a: { run: "a", timeout: "1h" }, w: { wait: { for: "10m" } } } }));
+    const run = new TestRun(
+      flow({ steps: { a: { run: "a", timeout: "1h" }, w: { wait: { for: "10m" } } } }),
+    );
     assert.equal(run.decide(0).wakeAt, 10 * MIN);
     assert.equal(run.decide(10 * MIN).wakeAt, HOUR);
   });
