@@ -310,7 +310,7 @@ class SemanticChecker {
     if (step.compensate !== undefined && (kind === "approval" || kind === "wait")) {
       this.warning(
         [...path, "compensate"],
-        `a ${kind} step has no side effect to undo; move \`compensate\` to the step whose effect it undoes`,
+        `${article(kind)} step has no side effect to undo; move \`compensate\` to the step whose effect it undoes`,
         "key",
       );
     }
