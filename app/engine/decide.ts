@@ -156,7 +156,7 @@ function nextForStep(flow: FlowDefinition, run: Fold, id: string, now: Millis): 
           });
         }
       }
-      if (isCancelling(run)) return cancelStep(flow, run, id, now);
+      if (isCancelling(run) && !track.startedWhileCancelling) return cancelStep(flow, run, id, now);
       if (kind === "wait" && definition.wait?.signal === undefined) {
         if (track.waitUntil !== undefined && now >= track.waitUntil) {
           return finishStep(id, now, "success", {});

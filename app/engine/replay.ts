@@ -35,6 +35,11 @@ export interface StepTrack {
   submissions: ApprovalSubmitted[];
   /** `seq` of the `step.finished` that finished the step: the order of completion. */
   finishedSeq?: number;
+  /**
+   * The current attempt started while the run was being cancelled (its `if` used always()
+   * or cancelled()): the cancellation does not cancel it.
+   */
+  startedWhileCancelling: boolean;
 }
 
 export interface BufferedSignal {
@@ -68,7 +73,14 @@ function freshStep(id: string, attempt: number): StepState {
 }
 
 function freshTrack(baseAttempt: number): StepTrack {
-  return { baseAttempt, waiting: false, reminderSent: false, timedOut: false, submissions: [] };
+  return {
+    baseAttempt,
+    waiting: false,
+    reminderSent: false,
+    timedOut: false,
+    submissions: [],
+    startedWhileCancelling: false,
+  };
 }
 
 /** The fold of the first event, which must be `run.created`. */
@@ -169,6 +181,7 @@ export function apply(fold: Fold, event: RunEvent): void {
       track.waiting = false;
       track.waitUntil = undefined;
       track.reminderSent = false;
+      track.startedWhileCancelling = fold.cancel !== undefined || fold.timedOut !== undefined;
       return;
     case "step.waiting":
       if (!step || !track) return;
