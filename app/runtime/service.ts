@@ -1,0 +1,384 @@
+/**
+ * What the CLI (and the HTTP API) can do to runs. Every operation that changes a run is
+ * one transaction: it appends the input event and the engine's decision together, so the
+ * runtime only has to execute what was decided.
+ */
+import { resolve } from "node:path";
+import type { Diagnostic } from "../../flows-schema/diagnostic.js";
+import { flowNameFromFile, parseFlow } from "../../flows-schema/parse-flow.js";
+import { resolveInputs } from "../engine/index.js";
+import type {
+  ApprovalEvaluated,
+  ApproverFacts,
+  Json,
+  NewRunEvent,
+  RunEvent,
+  RunState,
+  RunStatus,
+  Trigger,
+} from "../engine/types.js";
+import { TERMINAL_RUN_STATUSES } from "../engine/types.js";
+import type { Database } from "../store/database.js";
+import { CHANNELS } from "../store/database.js";
+import { loadEvents } from "../store/events.js";
+import { getFlowVersion, saveFlowVersion } from "../store/flow-versions.js";
+import type { FlowVersion, Run, Step, StepLogChunk } from "../store/model.js";
+import {
+  findRunsByIdPrefix,
+  findRunsByNumber,
+  getRunById,
+  listRuns,
+  lockRun,
+} from "../store/runs.js";
+import { readLogs } from "../store/step-logs.js";
+import { getSteps } from "../store/steps.js";
+import type { Advanced } from "./advance-run.js";
+import { advanceRun } from "./advance-run.js";
+import { sha256 } from "./content-hash.js";
+import { createRun } from "./create-run.js";
+import {
+  AmbiguousRunRefError,
+  FlowInvalidError,
+  FlowVersionNotFoundError,
+  InvalidInputsError,
+  RunFinishedError,
+  RunNotFinishedError,
+  RunNotFoundError,
+  StepNotFoundError,
+  StepNotWaitingError,
+} from "./errors.js";
+import { FlowCache } from "./flow-cache.js";
+
+export interface StartRunRequest {
+  /** A local flow file (path and content), or a stored version. */
+  flowFile: { path: string; source: string } | { versionId: string };
+  /** Input values; strings are coerced to the inputs' types. */
+  inputs?: Record<string, Json>;
+  /** Who starts the run (a GitHub login, or the local user name). */
+  actor: string;
+  /** (Default: { event: "manual", payload: {} }) */
+  trigger?: Trigger;
+}
+
+export interface StartedRun {
+  runId: string;
+  number: number;
+  flow: string;
+  /** `queued` when its concurrency group made it wait. */
+  status: RunStatus;
+  /** Warnings from parsing the flow file. */
+  warnings: Diagnostic[];
+}
+
+export interface RunDetails {
+  run: Run;
+  state: RunState | undefined;
+  steps: Step[];
+  events: RunEvent[];
+  version: FlowVersion;
+}
+
+export interface ApprovalOptions {
+  user: string;
+  comment?: string;
+  /** (Default: "cli") */
+  via?: "review" | "check-run" | "comment" | "cli";
+  /** What the caller knows about the user (local mode: the local user, as admin). */
+  facts: ApproverFacts;
+}
+
+export interface WaitOptions {
+  /** Called whenever the run changes, with its latest details. */
+  onProgress?: (details: RunDetails) => void;
+  /** Also return when the run waits for people (an approval or a signal) and nothing runs. (Default: false) */
+  untilWaiting?: boolean;
+  signal?: AbortSignal;
+  /** How often to look without a notification. (Default: 2000 ms) */
+  pollMs?: number;
+}
+
+export class BatonService {
+  readonly #db: Database;
+  readonly #flows = new FlowCache();
+  readonly #now: () => number;
+
+  constructor(options: { db: Database; now?: () => number }) {
+    this.#db = options.db;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Start a run of a local flow file (stored as a version pinned to its path and the
+   * sha256 of its content) or of a stored version. Throws FlowInvalidError,
+   * InvalidInputsError, ConcurrencyRejectedError (nothing stored), ConcurrencyGroupError.
+   */
+  async startRun(request: StartRunRequest): Promise<StartedRun> {
+    let version: FlowVersion | undefined;
+    let warnings: Diagnostic[] = [];
+    let pending: Omit<FlowVersion, "id" | "createdAt"> | undefined;
+    if ("versionId" in request.flowFile) {
+      version = await getFlowVersion(this.#db, request.flowFile.versionId);
+      if (!version) throw new FlowVersionNotFoundError(request.flowFile.versionId);
+    } else {
+      const path = resolve(request.flowFile.path);
+      const parsed = parseFlow(request.flowFile.source, request.flowFile.path);
+      if (!parsed.flow) throw new FlowInvalidError(request.flowFile.path, parsed.diagnostics);
+      warnings = parsed.diagnostics.filter((d) => d.severity === "warning");
+      pending = {
+        sourceKind: "local",
+        repository: "local",
+        path,
+        sha: sha256(request.flowFile.source),
+        name: flowNameFromFile(path),
+        definition: parsed.flow,
+        source: request.flowFile.source,
+      };
+    }
+    const definition = version?.definition ?? pending?.definition;
+    const name = version?.name ?? pending?.name ?? "";
+    if (!definition) throw new Error("unreachable: no flow definition");
+    const inputs = resolveInputs(definition, request.inputs ?? {});
+    if (!inputs.ok) throw new InvalidInputsError(name, inputs.errors);
+    const now = this.#now();
+    const advanced = await this.#db.transaction(async (tx) => {
+      const stored = version ?? (await saveFlowVersion(tx, pending as NonNullable<typeof pending>));
+      return createRun(
+        tx,
+        this.#flows,
+        {
+          version: stored,
+          inputs: inputs.inputs,
+          actor: request.actor,
+          trigger: request.trigger ?? { event: "manual", payload: {} },
+        },
+        now,
+      );
+    });
+    const state = advanced.decision.state;
+    return {
+      runId: state.meta.id,
+      number: state.meta.number,
+      flow: name,
+      status: state.status,
+      warnings,
+    };
+  }
+
+  /** Newest first. */
+  listRuns(
+    filter: { flow?: string; status?: RunStatus | RunStatus[]; limit?: number } = {},
+  ): Promise<Run[]> {
+    return listRuns(this.#db, filter);
+  }
+
+  /** `ref`: a run id, a unique prefix of one (at least 4 characters), or `<flow>#<number>`. */
+  async resolveRun(ref: string): Promise<Run> {
+    const numbered = /^(.+)#(\d+)$/.exec(ref);
+    let runs: Run[];
+    if (numbered) {
+      runs = await findRunsByNumber(this.#db, numbered[1] ?? "", Number(numbered[2]));
+    } else if (/^[0-9a-f-]{36}$/i.test(ref)) {
+      const run = await getRunById(this.#db, ref.toLowerCase());
+      runs = run ? [run] : [];
+    } else if (/^[0-9a-f-]{4,}$/i.test(ref)) {
+      runs = await findRunsByIdPrefix(this.#db, ref.toLowerCase(), 5);
+    } else {
+      runs = [];
+    }
+    if (runs.length === 0) throw new RunNotFoundError(ref);
+    if (runs.length > 1)
+      throw new AmbiguousRunRefError(
+        ref,
+        runs.map((run) => `${run.flow}#${run.number} (${run.id})`),
+      );
+    return runs[0] as Run;
+  }
+
+  async getRun(ref: string): Promise<RunDetails> {
+    const run = await this.resolveRun(ref);
+    const [steps, events, version] = await Promise.all([
+      getSteps(this.#db, run.id),
+      loadEvents(this.#db, run.id),
+      this.#flows.get(this.#db, run.flowVersionId),
+    ]);
+    return { run, state: run.state, steps, events, version };
+  }
+
+  /** Output chunks in order; pass the last `seq` seen as `afterSeq` to follow. */
+  async getLogs(
+    runRef: string,
+    options: { step?: string; afterSeq?: number; limit?: number } = {},
+  ): Promise<StepLogChunk[]> {
+    const run = await this.resolveRun(runRef);
+    return readLogs(this.#db, { runId: run.id, ...options });
+  }
+
+  /**
+   * Approve a waiting approval step. Returns how the engine judged it: `counted`, or not
+   * with the `reason` (e.g. self-approval not allowed). Throws StepNotWaitingError.
+   */
+  approve(
+    runRef: string,
+    step: string,
+    options: ApprovalOptions,
+  ): Promise<ApprovalEvaluated | undefined> {
+    return this.#submitApproval(runRef, step, "approve", options);
+  }
+
+  reject(
+    runRef: string,
+    step: string,
+    options: ApprovalOptions,
+  ): Promise<ApprovalEvaluated | undefined> {
+    return this.#submitApproval(runRef, step, "reject", options);
+  }
+
+  async #submitApproval(
+    runRef: string,
+    step: string,
+    decision: "approve" | "reject",
+    options: ApprovalOptions,
+  ): Promise<ApprovalEvaluated | undefined> {
+    const run = await this.resolveRun(runRef);
+    const advanced = await this.#change(run.id, (locked, version) => {
+      const definition = version.definition.steps[step];
+      if (!definition)
+        throw new StepNotFoundError(locked.id, step, Object.keys(version.definition.steps));
+      const status = locked.state?.steps[step]?.status ?? "pending";
+      if (definition.approval === undefined || status !== "waiting") {
+        throw new StepNotWaitingError(locked.id, step, status, "an approval");
+      }
+      return [
+        {
+          type: "approval.submitted",
+          at: this.#now(),
+          step,
+          user: options.user,
+          decision,
+          via: options.via ?? "cli",
+          ...(options.comment !== undefined ? { comment: options.comment } : {}),
+          facts: options.facts,
+        },
+      ];
+    });
+    return advanced.appended.find(
+      (event): event is ApprovalEvaluated =>
+        event.type === "approval.evaluated" && event.step === step && event.user === options.user,
+    );
+  }
+
+  /** Send a signal to a run; a `wait: { signal }` step (now or later) consumes it. */
+  async signal(runRef: string, name: string, payload: Json, by: string): Promise<void> {
+    const run = await this.resolveRun(runRef);
+    await this.#change(run.id, () => [
+      { type: "signal.received", at: this.#now(), name, payload, by },
+    ]);
+  }
+
+  async cancel(runRef: string, reason: string, by: string): Promise<RunStatus> {
+    const run = await this.resolveRun(runRef);
+    const advanced = await this.#change(run.id, () => [
+      { type: "run.cancel-requested", at: this.#now(), by, reason },
+    ]);
+    return advanced.decision.state.status;
+  }
+
+  /** Rerun a finished run from `fromStep` (Default: every step that did not succeed). */
+  async retry(runRef: string, options: { fromStep?: string; by: string }): Promise<RunStatus> {
+    const run = await this.resolveRun(runRef);
+    const advanced = await this.#change(run.id, (locked, version) => {
+      const status = locked.state?.status ?? locked.status;
+      if (!TERMINAL_RUN_STATUSES.includes(status)) throw new RunNotFinishedError(locked.id, status);
+      if (options.fromStep !== undefined && !version.definition.steps[options.fromStep]) {
+        throw new StepNotFoundError(
+          locked.id,
+          options.fromStep,
+          Object.keys(version.definition.steps),
+        );
+      }
+      return [
+        {
+          type: "run.retry-requested",
+          at: this.#now(),
+          by: options.by,
+          ...(options.fromStep !== undefined ? { fromStep: options.fromStep } : {}),
+        },
+      ];
+    });
+    return advanced.decision.state.status;
+  }
+
+  /**
+   * Resolve when the run has finished (or, with `untilWaiting`, waits for people and
+   * nothing else runs). Woken by notifications, with polling as a fallback.
+   */
+  async waitForRun(runRef: string, options: WaitOptions = {}): Promise<RunDetails> {
+    const run = await this.resolveRun(runRef);
+    let poke: (() => void) | undefined;
+    const unlisten = await this.#db.listen(CHANNELS.runs, (payload) => {
+      if (payload === "" || payload === run.id) poke?.();
+    });
+    try {
+      let lastSeq = -1;
+      for (;;) {
+        options.signal?.throwIfAborted();
+        const changed = new Promise<void>((resolvePoke) => (poke = resolvePoke));
+        const details = await this.getRun(run.id);
+        if (details.run.lastSeq !== lastSeq) {
+          lastSeq = details.run.lastSeq;
+          options.onProgress?.(details);
+        }
+        if (TERMINAL_RUN_STATUSES.includes(details.run.status)) return details;
+        if (options.untilWaiting && waitsForPeople(details)) return details;
+        let timer: NodeJS.Timeout | undefined;
+        const aborted = new Promise<void>((resolveAbort) =>
+          options.signal?.addEventListener("abort", () => resolveAbort(), { once: true }),
+        );
+        await Promise.race([
+          changed,
+          aborted,
+          new Promise<void>(
+            (resolveTimer) => (timer = setTimeout(resolveTimer, options.pollMs ?? 2000)),
+          ),
+        ]);
+        clearTimeout(timer);
+      }
+    } finally {
+      await unlisten();
+    }
+  }
+
+  /** Lock the run, check with `inputs`, append them and decide: one transaction. */
+  async #change(
+    runId: string,
+    inputs: (run: Run, version: FlowVersion) => NewRunEvent[],
+  ): Promise<Advanced> {
+    return this.#db.transaction(async (tx) => {
+      const locked = await lockRun(tx, runId);
+      if (!locked) throw new RunNotFoundError(runId);
+      const version = await this.#flows.get(tx, locked.flowVersionId);
+      const events = inputs(locked, version);
+      const status = locked.state?.status ?? locked.status;
+      if (
+        TERMINAL_RUN_STATUSES.includes(status) &&
+        !events.some((event) => event.type === "run.retry-requested")
+      ) {
+        throw new RunFinishedError(locked.id, status);
+      }
+      return advanceRun(tx, this.#flows, runId, events, this.#now());
+    });
+  }
+}
+
+/** Some step waits for an approval or a signal, and no step runs or is about to retry. */
+export function waitsForPeople(details: RunDetails): boolean {
+  const steps = details.version.definition.steps;
+  const states = Object.values(details.state?.steps ?? {});
+  const busy = states.some((step) => step.status === "running" || step.status === "retrying");
+  const waiting = states.some(
+    (step) =>
+      step.status === "waiting" &&
+      (steps[step.id]?.approval !== undefined || steps[step.id]?.wait?.signal !== undefined),
+  );
+  return waiting && !busy;
+}
