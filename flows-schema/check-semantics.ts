@@ -360,25 +360,9 @@ class SemanticChecker {
   }
 
   private checkRetry(path: DocumentPath, step: StepDefinition): void {
+    // Attempts and backoff are bounded in the schema, so editors see those ranges too.
     const retry = step.retry;
-    if (retry === undefined) return;
-    const { retryAttempts, retryBackoff } = NUMBER_RANGES;
-    const attempts = typeof retry === "number" ? retry : retry.attempts;
-    const attemptsPath =
-      typeof retry === "number" ? [...path, "retry"] : [...path, "retry", "attempts"];
-    if (attempts < retryAttempts.min || attempts > retryAttempts.max) {
-      this.error(
-        attemptsPath,
-        `retry attempts must be between ${retryAttempts.min} and ${retryAttempts.max} (the first attempt included), not ${attempts}`,
-      );
-    }
-    if (typeof retry === "number") return;
-    if (retry.backoff < retryBackoff.min || retry.backoff > retryBackoff.max) {
-      this.error(
-        [...path, "retry", "backoff"],
-        `retry backoff must be between ${retryBackoff.min} and ${retryBackoff.max} (1 keeps the delay constant), not ${retry.backoff}`,
-      );
-    }
+    if (retry === undefined || typeof retry === "number") return;
     this.checkDuration([...path, "retry", "delay"], retry.delay, DURATION_RANGES.retryDelay);
     this.checkDuration(
       [...path, "retry", "max-delay"],
@@ -424,12 +408,7 @@ class SemanticChecker {
     approval: NonNullable<StepDefinition["approval"]>,
   ): void {
     const { users, teams, codeowners, paths } = approval.approvers;
-    if (approval.required < 1) {
-      this.error(
-        [...path, "required"],
-        `\`required\` must be at least 1, not ${approval.required}`,
-      );
-    } else if (
+    if (
       users !== undefined &&
       teams === undefined &&
       codeowners !== true &&

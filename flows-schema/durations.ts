@@ -62,10 +62,8 @@ export const DURATION_RANGES = {
   waitTimeout: { min: SECOND, max: 365 * DAY, what: "a wait timeout" },
 } satisfies Record<string, DurationRange>;
 
-/** Whole-number limits, checked beside the durations. */
+/** Whole-number limits checked beside the durations (retry and approval counts are in the schema). */
 export const NUMBER_RANGES = {
-  retryAttempts: { min: 1, max: 100 },
-  retryBackoff: { min: 1, max: 10 },
   /** GitHub's `workflow_dispatch` accepts at most 25 inputs. */
   workflowInputs: { max: 25 },
 } as const;

@@ -124,13 +124,23 @@ export const githubEventFilter = z
 
 export const triggers = z
   .strictObject({
-    manual: manualTrigger.nullable().optional(),
+    manual: manualTrigger
+      .nullable()
+      .optional()
+      .describe(
+        "Start the flow by hand: `baton run`, the API, a `/baton run <flow> k=v` comment, or the Baton action. `manual: {}` or `manual:` with no inputs.",
+      ),
     schedule: z
       .array(scheduleEntry)
       .min(1)
       .optional()
       .describe("Cron schedules, each with an optional time zone."),
-    webhook: webhookTrigger.nullable().optional(),
+    webhook: webhookTrigger
+      .nullable()
+      .optional()
+      .describe(
+        "Start the flow with `POST /api/flows/{owner}/{repo}/{flow}/webhook`, HMAC-signed; the body is `${{ trigger.payload }}`.",
+      ),
     github: z
       .record(z.string(), githubEventFilter.nullable())
       .optional()
@@ -162,15 +172,24 @@ export const concurrency = z
 
 export const retry = z
   .union([
-    z.number().int().describe("The number of attempts, with the default delay and backoff."),
+    z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .describe("The number of attempts (1 to 100), with the default delay and backoff."),
     z.strictObject({
       attempts: z
         .number()
         .int()
+        .min(1)
+        .max(100)
         .describe("How many attempts in all, the first included (1 to 100)."),
       delay: duration.default("10s").describe("The wait before the second attempt. (Default: 10s)"),
       backoff: z
         .number()
+        .min(1)
+        .max(10)
         .default(2)
         .describe(
           "Each further wait is the previous one times this factor (1 to 10). (Default: 2)",
@@ -265,6 +284,7 @@ export const approvalSpec = z
     required: z
       .number()
       .int()
+      .min(1)
       .default(1)
       .describe("How many distinct people must approve. (Default: 1)"),
     "self-approval": z
