@@ -38,13 +38,13 @@ import type { Executors, TaskContext } from "./task-context.js";
 import type { TaskKind } from "./task-kinds.js";
 
 export interface RuntimeOptions {
-  db: Database;
+  store: Database;
   /** How many tasks this process handles at once (steps run in parallel up to this). (Default: 4) */
   concurrency?: number;
   /** Executors by step kind. (Default: `run` on the local shell; the other kinds fail with advice) */
   executors?: Executors;
-  /** (Default: one line per message on stderr) */
-  log?: Logger;
+  /** A logger, or a function that takes one line. (Default: one line per message on stderr) */
+  log?: Logger | ((line: string) => void);
   /** How long a claim holds without renewal; a crashed worker's tasks wait this long. (Default: 30000 ms) */
   leaseMs?: number;
   /** The longest sleep without a notification, in case one was lost. (Default: 30000 ms) */
@@ -90,11 +90,12 @@ export function startRuntime(options: RuntimeOptions): Runtime {
   const concurrency = Math.max(1, options.concurrency ?? 4);
   const leaseMs = options.leaseMs ?? 30_000;
   const maxIdleMs = options.maxIdleMs ?? 30_000;
-  const log = options.log ?? stderrLogger;
+  const log = toLogger(options.log);
+  const db = options.store;
   const workerId =
     options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   const ctx: TaskContext = {
-    db: options.db,
+    db,
     flows: new FlowCache(),
     running: new RunningAttempts(),
     executors: { ...DEFAULT_EXECUTORS, ...options.executors },
@@ -144,7 +145,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
         error,
       });
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      await options.db
+      await db
         .transaction((tx) =>
           retryTaskLater(tx, task.id, workerId, new Date(Date.now() + delay), message),
         )
@@ -155,9 +156,9 @@ export function startRuntime(options: RuntimeOptions): Runtime {
   };
 
   const loop = async (): Promise<void> => {
-    unlisten.push(await options.db.listen(CHANNELS.tasks, wakeUp));
+    unlisten.push(await db.listen(CHANNELS.tasks, wakeUp));
     unlisten.push(
-      await options.db.listen(CHANNELS.cancel, (key) => {
+      await db.listen(CHANNELS.cancel, (key) => {
         if (key !== "") ctx.running.abort(key, new AttemptCancelledError());
       }),
     );
@@ -169,7 +170,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
       const sleeping = new Promise<void>((resolve) => (wake = resolve));
       try {
         if (free > 0) {
-          const tasks = await claimTasks(options.db, { workerId, limit: free, leaseMs });
+          const tasks = await claimTasks(db, { workerId, limit: free, leaseMs });
           claimed = tasks.length;
           for (const task of tasks) {
             const running = handle(task).finally(() => {
@@ -179,7 +180,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
             inFlight.set(task.id, running);
           }
           if (claimed === free) continue; // there may be more
-          const next = await nextTaskTime(options.db);
+          const next = await nextTaskTime(db);
           if (next) delay = Math.min(maxIdleMs, Math.max(10, next.getTime() - Date.now()));
         }
       } catch (error: unknown) {
@@ -215,7 +216,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
         ctx.running.abortAll(new ShutdownError());
         const ids = [...inFlight.keys()];
         await Promise.allSettled(inFlight.values());
-        await options.db
+        await db
           .transaction((tx) => releaseTasks(tx, ids, workerId))
           .catch((error: unknown) => log.error("could not release tasks", { error }));
       }
@@ -246,4 +247,14 @@ export function startRuntime(options: RuntimeOptions): Runtime {
       return stopped;
     },
   };
+}
+
+function toLogger(log: RuntimeOptions["log"]): Logger {
+  if (log === undefined) return stderrLogger;
+  if (typeof log !== "function") return log;
+  const line = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    log(
+      `${level} ${message}${fields ? ` ${JSON.stringify(fields, (_key, value: unknown) => (value instanceof Error ? { name: value.name, message: value.message } : value))}` : ""}`,
+    );
+  return { info: line("info"), warn: line("warn"), error: line("error") };
 }

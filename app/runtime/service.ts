@@ -102,8 +102,8 @@ export class BatonService {
   readonly #flows = new FlowCache();
   readonly #now: () => number;
 
-  constructor(options: { db: Database; now?: () => number }) {
-    this.#db = options.db;
+  constructor(options: { store: Database; now?: () => number }) {
+    this.#db = options.store;
     this.#now = options.now ?? Date.now;
   }
 
