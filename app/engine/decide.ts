@@ -712,7 +712,12 @@ function finishRun(
   const fullReason = [reason, ...problems].filter((part) => part !== undefined).join("; ");
   const event: NewRunEvent = { type: "run.finished", at: now, status, outputs };
   if (fullReason !== "") event.reason = fullReason;
-  const ended: Effect = { type: "run-ended", status, outputs };
+  const ended: Effect = {
+    type: "run-ended",
+    key: `${run.state.meta.id}/run-ended/${run.state.runAttempt}`,
+    status,
+    outputs,
+  };
   if (run.state.parent) ended.parent = run.state.parent;
   if (run.state.concurrencyGroup !== undefined) ended.concurrencyGroup = run.state.concurrencyGroup;
   return { events: [event], effects: [ended] };

@@ -373,6 +373,8 @@ export interface Compensate {
 /** The run is over: free its concurrency group, tell a parent run, update views. */
 export interface RunEnded {
   type: "run-ended";
+  /** `${runId}/run-ended/${runAttempt}`: a rerun ends again, under a new key. Always set by the engine. */
+  key?: IdempotencyKey;
   status: "success" | "failure" | "cancelled";
   outputs: Record<string, string>;
   parent?: { runId: string; step: string; attempt: number };

@@ -21,7 +21,14 @@ void describe("cancellation", () => {
     const first = run.decide(0);
     assert.deepEqual(
       first.effects.find((effect) => effect.type === "start-sub-run"),
-      { type: "start-sub-run", key: "run-1/sub/1", step: "sub", attempt: 1, flow: "child", inputs: { x: "1" } },
+      {
+        type: "start-sub-run",
+        key: "run-1/sub/1",
+        step: "sub",
+        attempt: 1,
+        flow: "child",
+        inputs: { x: "1" },
+      },
     );
     run.add({ type: "run.cancel-requested", at: 1, by: "alice", reason: "wrong version" });
     const cancelled = run.decide(1);
@@ -43,7 +50,10 @@ void describe("cancellation", () => {
     assert.equal(run.result("a"), "cancelled");
     run.finish("cleanup", 1, "success").finish("notify", 1, "success").decide(3);
     assert.equal(run.state.status, "cancelled");
-    assert.deepEqual(run.last?.effects.map((effect) => effect.type), ["run-ended"]);
+    assert.deepEqual(
+      run.last?.effects.map((effect) => effect.type),
+      ["run-ended"],
+    );
   });
 
   void it("cancels a queued run at once, freeing its concurrency group", () => {
@@ -52,7 +62,15 @@ void describe("cancellation", () => {
     run.add({ type: "run.cancel-requested", at: 0, by: "alice", reason: "" });
     const decision = run.decide(0);
     assert.equal(decision.state.status, "cancelled");
-    assert.deepEqual(decision.effects, [{ type: "run-ended", status: "cancelled", outputs: {}, concurrencyGroup: "g" }]);
+    assert.deepEqual(decision.effects, [
+      {
+        type: "run-ended",
+        key: "run-1/run-ended/1",
+        status: "cancelled",
+        outputs: {},
+        concurrencyGroup: "g",
+      },
+    ]);
   });
 
   void it("cancels a step waiting for its retry", () => {
@@ -70,7 +88,11 @@ void describe("compensation", () => {
     const run = new TestRun(
       flow({
         steps: {
-          first: { run: "one", "runs-on": ["prod"], compensate: "undo-one ${{ steps.first.outputs.id }}" },
+          first: {
+            run: "one",
+            "runs-on": ["prod"],
+            compensate: "undo-one ${{ steps.first.outputs.id }}",
+          },
           second: { run: "two", compensate: { workflow: "rollback.yml", with: { v: "x" } } },
           plain: { run: "plain" },
           last: { needs: ["first", "second", "plain"], run: "last" },
@@ -94,15 +116,29 @@ void describe("compensation", () => {
       },
     ]);
     assert.deepEqual(decide(run.flow, run.history, 5).events, []);
-    const next = run.add({ type: "compensation.finished", at: 5, step: "first", outcome: "success" }).decide(5);
-    assert.deepEqual(next.effects.map((effect) => effect.type === "compensate" && [effect.step, effect.kind]), [
-      ["second", "workflow"],
-    ]);
-    run.add({ type: "compensation.finished", at: 6, step: "second", outcome: "failure", error: "no" }).decide(6);
+    const next = run
+      .add({ type: "compensation.finished", at: 5, step: "first", outcome: "success" })
+      .decide(5);
+    assert.deepEqual(
+      next.effects.map((effect) => effect.type === "compensate" && [effect.step, effect.kind]),
+      [["second", "workflow"]],
+    );
+    run
+      .add({
+        type: "compensation.finished",
+        at: 6,
+        step: "second",
+        outcome: "failure",
+        error: "no",
+      })
+      .decide(6);
     assert.equal(run.state.status, "failure");
     assert.equal(run.state.reason, "failed: last; compensation failed: second");
     assert.equal(run.state.steps.first?.compensation, "success");
-    assert.deepEqual(run.last?.effects.map((effect) => effect.type), ["run-ended"]);
+    assert.deepEqual(
+      run.last?.effects.map((effect) => effect.type),
+      ["run-ended"],
+    );
   });
 
   void it("compensates when the run is cancelled, and not when it succeeds", () => {
@@ -111,7 +147,9 @@ void describe("compensation", () => {
     ok.finish("a", 1, "success").decide(1);
     assert.equal(ok.state.status, "success");
 
-    const run = new TestRun(flow({ steps: { a: { run: "a", compensate: "undo" }, b: { needs: "a", run: "b" } } }));
+    const run = new TestRun(
+      flow({ steps: { a: { run: "a", compensate: "undo" }, b: { needs: "a", run: "b" } } }),
+    );
     run.decide(0);
     run.finish("a", 1, "success").decide(1);
     run.add({ type: "run.cancel-requested", at: 2, by: "alice", reason: "stop" }).decide(2);

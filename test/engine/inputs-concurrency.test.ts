@@ -30,16 +30,19 @@ void describe("resolveInputs", () => {
   });
 
   void it("reports every problem", () => {
-    assert.deepEqual(resolveInputs(withInputs, { count: "many", dry: "yes", env: "dev", extra: 1 }), {
-      ok: false,
-      errors: [
-        'unknown input "extra": this flow\'s inputs are version, count, dry, env',
-        'input "version" is required (Version to ship)',
-        'input "count" must be a number, not "many"',
-        'input "dry" must be true or false, not "yes"',
-        'input "env" must be one of staging, prod, not "dev"',
-      ],
-    });
+    assert.deepEqual(
+      resolveInputs(withInputs, { count: "many", dry: "yes", env: "dev", extra: 1 }),
+      {
+        ok: false,
+        errors: [
+          'unknown input "extra": this flow\'s inputs are version, count, dry, env',
+          'input "version" is required (Version to ship)',
+          'input "count" must be a number, not "many"',
+          'input "dry" must be true or false, not "yes"',
+          'input "env" must be one of staging, prod, not "dev"',
+        ],
+      },
+    );
     assert.deepEqual(resolveInputs(flow({ steps: { a: { run: "a" } } }), { x: "1" }), {
       ok: false,
       errors: ['unknown input "x": this flow takes no inputs'],
@@ -48,16 +51,29 @@ void describe("resolveInputs", () => {
 });
 
 void describe("concurrencyOf", () => {
-  const start = { inputs: { version: "1.2" }, trigger: { event: "manual", payload: {} }, meta: META };
+  const start = {
+    inputs: { version: "1.2" },
+    trigger: { event: "manual", payload: {} },
+    meta: META,
+  };
   void it("evaluates the group; a string means queue", () => {
     assert.equal(concurrencyOf(flow({ steps: { a: { run: "a" } } }), start), undefined);
-    assert.deepEqual(concurrencyOf(flow({ concurrency: "rel-${{ inputs.version }}", steps: { a: { run: "a" } } }), start), {
-      group: "rel-1.2",
-      mode: "queue",
-    });
     assert.deepEqual(
       concurrencyOf(
-        flow({ concurrency: { group: "${{ run.repository }}/${{ trigger.event }}", mode: "reject" }, steps: { a: { run: "a" } } }),
+        flow({ concurrency: "rel-${{ inputs.version }}", steps: { a: { run: "a" } } }),
+        start,
+      ),
+      {
+        group: "rel-1.2",
+        mode: "queue",
+      },
+    );
+    assert.deepEqual(
+      concurrencyOf(
+        flow({
+          concurrency: { group: "${{ run.repository }}/${{ trigger.event }}", mode: "reject" },
+          steps: { a: { run: "a" } },
+        }),
         start,
       ),
       { group: "acme/app/manual", mode: "reject" },

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Scenario, StepModel, StepPlan } from "./simulate.js";
-import { outcome, prng, simulate } from "./simulate.js";
+import { outcome, prng, scenarioFlow, simulate } from "./simulate.js";
+import { replay } from "../../app/engine/index.js";
 
 const conditionArb: fc.Arbitrary<string | boolean | undefined> = fc.constantFrom(
   undefined,
@@ -86,6 +87,59 @@ void describe("properties of decide under a simulated runtime", () => {
         assert.deepEqual(outcome(shuffled.final), outcome(ordered.final));
       }),
       { numRuns: NUM_RUNS },
+    );
+  });
+
+  void it("keeps its invariants and ends when the run is cancelled at a random moment", () => {
+    fc.assert(
+      fc.property(scenarioArb, fc.integer(), (scenario, seed) => {
+        const result = simulate(scenario, { random: prng(seed), cancel: true });
+        assert.deepEqual(result.violations, []);
+        assert.ok(result.ended, `run did not end: ${result.final.status}`);
+        // A cancel that arrives while the run is queued or running wins; once the run is
+        // compensating or over, it is recorded and changes nothing.
+        const cancel = result.history.find((event) => event.type === "run.cancel-requested");
+        assert.ok(cancel);
+        const before = replay(
+          scenarioFlow(scenario),
+          result.history.slice(0, cancel.seq - 1),
+        ).status;
+        if (before === "running" || before === "queued")
+          assert.equal(result.final.status, "cancelled");
+        else assert.notEqual(result.final.status, "cancelled");
+      }),
+      { numRuns: NUM_RUNS / 2 },
+    );
+  });
+
+  void it("reruns keep succeeded steps, continue attempt numbers, and end", () => {
+    fc.assert(
+      fc.property(scenarioArb, fc.integer(), fc.nat(11), (scenario, seed, from) => {
+        const fromStep = from < scenario.steps.length ? `s${from}` : undefined;
+        const first = simulate(scenario);
+        const rerun = simulate(scenario, {
+          random: prng(seed),
+          rerun: fromStep === undefined ? {} : { fromStep },
+        });
+        assert.deepEqual(rerun.violations, []);
+        assert.ok(rerun.ended, `rerun did not end: ${rerun.final.status}`);
+        const retried = rerun.history.find((event) => event.type === "run.retried");
+        assert.ok(retried?.type === "run.retried");
+        assert.equal(rerun.final.runAttempt, 2);
+        for (const [id, step] of Object.entries(first.final.steps)) {
+          const again = rerun.final.steps[id];
+          if (!retried.steps.includes(id)) {
+            assert.equal(step.result, "success", `${id} kept although it did not succeed`);
+            assert.deepEqual(again?.outputs, step.outputs);
+          }
+          if (fromStep === id) assert.ok(retried.steps.includes(id));
+        }
+        // Attempt numbers never repeat within a step.
+        const starts = rerun.history.filter((event) => event.type === "attempt.started");
+        const seen = new Set(starts.map((event) => `${event.step}/${event.attempt}`));
+        assert.equal(seen.size, starts.length);
+      }),
+      { numRuns: NUM_RUNS / 2 },
     );
   });
 });

@@ -92,6 +92,10 @@ export function prng(seed: number): () => number {
 export interface Delivery {
   /** Random order, duplicates and delays; `undefined`: in order, once, without delay. */
   random?: () => number;
+  /** Also deliver a `run.cancel-requested`, at a random moment among the other inputs. */
+  cancel?: boolean;
+  /** Once the run has ended, request a rerun (once), and play it to its end too. */
+  rerun?: { fromStep?: string };
 }
 
 export interface SimulationResult {
@@ -130,18 +134,23 @@ export function simulate(scenario: Scenario, delivery: Delivery = {}): Simulatio
   });
   append({ type: "run.admitted", at: now });
   // Signals are sent independently of the run's progress: some arrive before their step waits.
-  scenario.steps.forEach((plan, index) => {
-    if (plan.model.kind === "wait-signal") {
-      bag.push({
-        type: "signal.received",
-        at: 0,
-        name: `go-${stepId(index)}`,
-        payload: { from: stepId(index) },
-        by: "ci",
-      });
-    }
-  });
+  const pushSignals = (): void =>
+    scenario.steps.forEach((plan, index) => {
+      if (plan.model.kind === "wait-signal") {
+        bag.push({
+          type: "signal.received",
+          at: 0,
+          name: `go-${stepId(index)}`,
+          payload: { from: stepId(index) },
+          by: "ci",
+        });
+      }
+    });
+  pushSignals();
 
+  if (delivery.cancel)
+    bag.push({ type: "run.cancel-requested", at: 0, by: "alice", reason: "stop" });
+  let rerunRequested = false;
   const modelOf = (step: string): StepModel | undefined =>
     scenario.steps[Number(step.slice(1))]?.model;
   let calls = 0;
@@ -153,18 +162,17 @@ export function simulate(scenario: Scenario, delivery: Delivery = {}): Simulatio
     for (const event of decision.events) append(event);
     state = decision.state;
 
-    // (2) no attempt starts before all its needs are done.
+    // (2) no attempt starts before all its needs are done (in the state just before it).
     for (const event of history.slice(before)) {
       if (event.type !== "attempt.started") continue;
       const needs = scenario.steps[Number(event.step.slice(1))]?.needs ?? [];
+      const prior = replay(flow, history.slice(0, event.seq - 1));
       for (const need of needs) {
-        const done = history
-          .slice(0, event.seq - 1)
-          .some((e) => e.type === "step.finished" && e.step === stepId(need));
-        if (!done)
+        if (prior.steps[stepId(need)]?.status !== "done") {
           violations.push(
             `${event.step} attempt ${event.attempt} started before its need ${stepId(need)} finished`,
           );
+        }
       }
     }
     // (5) replay of the history is the decision's state.
@@ -178,7 +186,7 @@ export function simulate(scenario: Scenario, delivery: Delivery = {}): Simulatio
 
     for (const effect of decision.effects) {
       // (4) every idempotency key at most once (per effect type: a cancel shares its attempt's key).
-      const key = effect.type === "run-ended" ? "run-ended" : `${effect.type}:${effect.key}`;
+      const key = `${effect.type}:${effect.key}`;
       if (keys.has(key)) violations.push(`effect ${key} emitted twice`);
       keys.add(key);
       switch (effect.type) {
@@ -251,6 +259,14 @@ export function simulate(scenario: Scenario, delivery: Delivery = {}): Simulatio
 
     const terminal =
       state.status === "success" || state.status === "failure" || state.status === "cancelled";
+    if (terminal && delivery.rerun && !rerunRequested) {
+      rerunRequested = true;
+      bag.length = 0;
+      append({ type: "run.retry-requested", at: now, by: "alice", ...delivery.rerun });
+      // Signals were consumed by the first attempt: whoever sent them sends them again.
+      pushSignals();
+      continue;
+    }
     if (terminal && bag.length === 0) break;
     if (terminal && !random) break;
 
@@ -284,7 +300,9 @@ export function simulate(scenario: Scenario, delivery: Delivery = {}): Simulatio
       continue;
     }
   }
-  if (runEnded > 1) violations.push(`run-ended emitted ${runEnded} times`);
+  const runAttempts = history.filter((event) => event.type === "run.retried").length + 1;
+  if (runEnded > runAttempts)
+    violations.push(`run-ended emitted ${runEnded} times for ${runAttempts} run attempts`);
   const final = state ?? replay(flow, history);
   const ended =
     final.status === "success" || final.status === "failure" || final.status === "cancelled";
