@@ -164,7 +164,9 @@ export const concurrency = z
     z.strictObject({
       group: z
         .string()
-        .describe("The group key; may use `${{ inputs.* }}` and `${{ trigger.* }}`."),
+        .describe(
+          "The group key; may use `${{ inputs.* }}`, `${{ trigger.* }}` and `${{ run.* }}`.",
+        ),
       mode: concurrencyMode.default("queue"),
     }),
   ])
