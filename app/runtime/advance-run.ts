@@ -8,13 +8,14 @@
  */
 import { decide } from "../engine/index.js";
 import type { Decision, Millis, NewRunEvent, RunEvent, StepState } from "../engine/types.js";
+import { TERMINAL_RUN_STATUSES } from "../engine/types.js";
 import type { Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import { appendEvents, loadEvents } from "../store/events.js";
 import type { FlowVersion, Run } from "../store/model.js";
 import { lockRun, updateRunProjection } from "../store/runs.js";
 import { upsertSteps } from "../store/steps.js";
-import { enqueueTasks } from "../store/tasks.js";
+import { deletePendingTimers, enqueueTasks } from "../store/tasks.js";
 import { RunNotFoundError } from "./errors.js";
 import type { FlowCache } from "./flow-cache.js";
 import { tasksForEffects, wakeTask } from "./task-kinds.js";
@@ -66,6 +67,13 @@ export async function advanceRun(
     await updateRunProjection(tx, runId, decision.state, seq, new Date(now));
     await upsertSteps(tx, runId, changedSteps(run, decision));
     await tx.notify(CHANNELS.runs, runId);
+  }
+  if (
+    TERMINAL_RUN_STATUSES.includes(decision.state.status) &&
+    !TERMINAL_RUN_STATUSES.includes(run.status)
+  ) {
+    // Timers of a finished run (step deadlines, the run's timeout) have nothing left to do.
+    await deletePendingTimers(tx, runId);
   }
   await enqueueTasks(tx, tasks);
   return { run, version, history, appended, decision };

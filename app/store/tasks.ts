@@ -150,3 +150,12 @@ export async function releaseTasks(
   if (result.rowCount > 0) await tx.notify(CHANNELS.tasks, String(Date.now()));
   return result.rowCount;
 }
+
+/** Drop a run's timers that nobody holds (the run has finished; they would find nothing to do). */
+export async function deletePendingTimers(tx: Queryable, runId: string): Promise<number> {
+  const result = await tx.query(
+    "DELETE FROM tasks WHERE run_id = $1 AND kind = 'advance' AND locked_by IS NULL",
+    [runId],
+  );
+  return result.rowCount;
+}
