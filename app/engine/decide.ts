@@ -664,7 +664,11 @@ function compensate(flow: FlowDefinition, run: Fold, id: string, now: Millis): B
         : compensation.github !== undefined
           ? "github"
           : "run";
-    const spec = expandDeep(compensation as unknown as Json, scope);
+    const spec = expandDeep(compensation as unknown as Json, scope) as Record<string, Json>;
+    // A compensating command runs where the step ran unless it says otherwise.
+    if (kind === "run" && spec["runs-on"] === undefined && definition["runs-on"] !== undefined) {
+      spec["runs-on"] = definition["runs-on"];
+    }
     const env: Record<string, string> = {};
     for (const [name, value] of Object.entries({
       ...(flow.env ?? {}),
