@@ -1,0 +1,146 @@
+/**
+ * Commands that start or host runs: `run`, `serve`, `migrate`.
+ */
+import { readFile } from "node:fs/promises";
+import { relative, resolve } from "node:path";
+import type { Json } from "../engine/types.js";
+import { parseCommandArgs, parseKeyValues } from "./args.js";
+import { connect, dataDirOf } from "./connect.js";
+import { followRun } from "./follow-run.js";
+import type { Command } from "./io.js";
+import { EXIT, UsageError } from "./io.js";
+import { migrate } from "../store/migrate.js";
+import { openDatabase } from "../store/open-database.js";
+
+export const runCommand: Command = async (args, io) => {
+  const { values, positionals, help } = parseCommandArgs(args, {
+    input: { type: "string", short: "i", multiple: true },
+    wait: { type: "boolean", short: "w" },
+    json: { type: "boolean" },
+    text: { type: "boolean" },
+    as: { type: "string" },
+  });
+  if (help) {
+    io.stdout.write(
+      "Usage: baton run <flow.yml> [--input key=value ...] [--wait] [--json | --text] [--as LOGIN]\n\n" +
+        "Start a run of a local flow file, pinned to the file's content.\n" +
+        "  --input, -i  an input of the flow (on.manual.inputs); repeat for more\n" +
+        "  --wait, -w   follow the run until it ends; the exit code is 0 for success, 1 otherwise\n" +
+        "  --json       print JSON (the default when stdout is not a terminal)\n" +
+        "  --text       print text even when stdout is not a terminal\n\n" +
+        "On the embedded database, when no Baton process is running, the run is executed\n" +
+        "in this process and `run` waits for it; other terminals can approve, signal or\n" +
+        "cancel it meanwhile.\n",
+    );
+    return EXIT.ok;
+  }
+  const file = positionals[0];
+  if (file === undefined) throw new UsageError("missing <flow.yml>");
+  if (positionals.length > 1)
+    throw new UsageError(
+      `unexpected argument '${positionals[1]}' (inputs are given with --input k=v)`,
+    );
+  if (values.json && values.text) throw new UsageError("--json and --text exclude each other");
+  const inputs: Record<string, Json> = parseKeyValues(values.input, "--input");
+  const path = resolve(io.cwd, file);
+  let source: string;
+  try {
+    source = await readFile(path, "utf8");
+  } catch (error: unknown) {
+    throw new UsageError(
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+  const json = values.json === true || (values.text !== true && io.stdout.isTTY !== true);
+
+  // On the embedded database with nobody else running, this process must execute the run.
+  const embedded = !io.env.DATABASE_URL && !io.env.BATON_URL;
+  let session = await connect(io, { actor: values.as, host: values.wait === true });
+  if (!session.hosted && embedded && session.api.executesRuns) {
+    await session.close();
+    session = await connect(io, { actor: values.as, host: true });
+    if (!values.wait && !json) {
+      io.stderr.write(
+        "No Baton process is running: executing the run here (start `baton serve` to run flows in the background).\n",
+      );
+    }
+  }
+  const stop = () =>
+    void session.close().then(() => {
+      io.stderr.write(
+        "\nStopped following. The run goes on the next time a Baton process runs (`baton serve`).\n",
+      );
+      process.exit(130);
+    });
+  process.once("SIGINT", stop);
+  try {
+    const started = await session.api.startRun({
+      flowFile: { path: relative(io.cwd, path) || path, source },
+      inputs,
+    });
+    if (session.hosted || values.wait) {
+      if (!json) io.stdout.write(`${started.flow} #${started.number}  run ${started.id}\n`);
+      return await followRun(session, io, started.id, { json });
+    }
+    if (json) io.stdout.write(`${JSON.stringify(started, null, 2)}\n`);
+    else
+      io.stdout.write(
+        `Started ${started.flow} #${started.number} (run ${started.id}). Follow it with \`baton show ${started.id.slice(0, 8)}\`.\n`,
+      );
+    return EXIT.ok;
+  } finally {
+    process.removeListener("SIGINT", stop);
+    await session.close();
+  }
+};
+
+export const serveCommand: Command = async (args, io) => {
+  const { help } = parseCommandArgs(args, {});
+  if (help) {
+    io.stdout.write(
+      "Usage: baton serve\n\nRun flows in the background: execute runs, fire timers, and serve the run API\n" +
+        "to other `baton` commands. Stops on Ctrl-C or SIGTERM; runs go on at the next start.\n",
+    );
+    return EXIT.ok;
+  }
+  const session = await connect(io, { host: true });
+  if (!session.hosted) {
+    await session.close();
+    io.stderr.write(`Another Baton process already serves ${dataDirOf(io)}.\n`);
+    return EXIT.failure;
+  }
+  io.stderr.write(
+    `Baton is running on ${io.env.DATABASE_URL ? "Postgres" : dataDirOf(io)}. Ctrl-C stops it.\n`,
+  );
+  await new Promise<void>((done) => {
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
+  await session.close();
+  io.stderr.write("Stopped.\n");
+  return EXIT.ok;
+};
+
+export const migrateCommand: Command = async (args, io) => {
+  const { values, help } = parseCommandArgs(args, { json: { type: "boolean" } });
+  if (help) {
+    io.stdout.write(
+      "Usage: baton migrate [--json]\n\nApply the database migrations (every Baton process also does at start).\n",
+    );
+    return EXIT.ok;
+  }
+  const db = await openDatabase({ env: io.env, cwd: io.cwd, migrate: false });
+  try {
+    const applied = await migrate(db);
+    if (values.json) io.stdout.write(`${JSON.stringify({ applied })}\n`);
+    else
+      io.stdout.write(
+        applied.length === 0
+          ? "The database is up to date.\n"
+          : `Applied migrations ${applied.join(", ")}.\n`,
+      );
+    return EXIT.ok;
+  } finally {
+    await db.close();
+  }
+};

@@ -1,0 +1,186 @@
+/**
+ * Which process holds the runs, and how this command reaches them.
+ *
+ * 1. `BATON_URL` set: a Baton server elsewhere, over HTTP.
+ * 2. Embedded database (no `DATABASE_URL`): only one process may open it at a time. If a
+ *    Baton process already holds it (`baton serve`, or `baton run --wait` in another
+ *    terminal), it has written `server.json` into the data directory: talk to it over HTTP
+ *    on 127.0.0.1 with the token from that file. Otherwise open it here.
+ * 3. Postgres (`DATABASE_URL`): open it here; any number of processes may.
+ *
+ * A command that must execute runs (`run --wait`, `serve`) asks to `host`: it starts the
+ * runtime in this process and, on the embedded database, serves the API for other
+ * terminals while it runs.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { userInfo } from "node:os";
+import { join, resolve } from "node:path";
+import type { BatonApi } from "../http/api.js";
+import { createApiServer } from "../http/api-server.js";
+import { startRuntime, type Runtime } from "../runtime/runtime.js";
+import type { Logger } from "../runtime/log.js";
+import type { Database } from "../store/database.js";
+import { StoreLockedError } from "../store/database.js";
+import { openDatabase } from "../store/open-database.js";
+import { DirectClient } from "./direct-client.js";
+import { HttpClient } from "./http-client.js";
+import type { CliIo } from "./io.js";
+import { UsageError } from "./io.js";
+
+export interface Session {
+  api: BatonApi;
+  /** Who acts: a GitHub login against an app, a declared name locally. */
+  actor: string;
+  /** Whether this process executes runs (it started the runtime). */
+  hosted: boolean;
+  close(): Promise<void>;
+}
+
+interface ServerFile {
+  url: string;
+  token: string;
+  pid: number;
+}
+
+export function dataDirOf(io: CliIo): string {
+  return resolve(io.cwd, io.env.BATON_DATA_DIR || ".baton");
+}
+
+/**
+ * The runtime's messages while a command hosts runs: warnings and errors only, since the
+ * command itself shows the run's progress. `BATON_LOG=info` shows everything.
+ */
+function cliLogger(io: CliIo): Logger {
+  const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    void io.stderr.write(
+      `baton ${level}: ${message}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`,
+    );
+  return {
+    info: io.env.BATON_LOG === "info" ? write("info") : () => {},
+    warn: write("warn"),
+    error: write("error"),
+  };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error: unknown) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** How long a command waits for another process that holds the embedded database to serve it. */
+const OWNER_WAIT_MS = 60_000;
+
+function httpSession(server: ServerFile, actor: string): Session {
+  return {
+    api: new HttpClient(server.url, server.token, actor),
+    actor,
+    hosted: false,
+    close: async () => {},
+  };
+}
+
+function readServerFile(dataDir: string): ServerFile | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(join(dataDir, "server.json"), "utf8")) as ServerFile;
+    return pidAlive(parsed.pid) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function connect(
+  io: CliIo,
+  options: { actor?: string; host?: boolean } = {},
+): Promise<Session> {
+  const actor = options.actor ?? io.env.BATON_USER ?? userInfo().username;
+  const remoteUrl = io.env.BATON_URL;
+  if (remoteUrl) {
+    if (options.actor !== undefined) throw new UsageError("--as is accepted in local mode only");
+    const token = io.env.BATON_TOKEN ?? io.env.GITHUB_TOKEN ?? "";
+    return {
+      api: new HttpClient(remoteUrl, token, actor),
+      actor,
+      hosted: false,
+      close: async () => {},
+    };
+  }
+
+  const dataDir = dataDirOf(io);
+  const databaseUrl = io.env.DATABASE_URL;
+  if (!databaseUrl) {
+    const server = readServerFile(dataDir);
+    if (server) return httpSession(server, actor);
+  }
+
+  let db: Database;
+  try {
+    db = await openDatabase({ env: io.env, cwd: io.cwd });
+  } catch (error: unknown) {
+    if (error instanceof StoreLockedError) {
+      // The owner opens the database before it serves the API (a first open takes seconds):
+      // wait for its server file as long as it lives, up to OWNER_WAIT_MS.
+      const deadline = Date.now() + OWNER_WAIT_MS;
+      let told = false;
+      while (Date.now() < deadline && pidAlive(error.pid)) {
+        const server = readServerFile(dataDir);
+        if (server) return httpSession(server, actor);
+        if (!told && Date.now() > deadline - OWNER_WAIT_MS + 1000) {
+          io.stderr.write(`Waiting for Baton process ${error.pid}, which holds ${dataDir}...\n`);
+          told = true;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw error;
+  }
+
+  const direct = new DirectClient(db, actor);
+  if (!options.host) {
+    return { api: direct, actor, hosted: false, close: () => db.close() };
+  }
+
+  let server: Server | undefined;
+  const serverFile = join(dataDir, "server.json");
+  if (!databaseUrl) {
+    const token = randomBytes(24).toString("base64url");
+    server = createApiServer({
+      token,
+      defaultActor: actor,
+      clientFor: (who) => new DirectClient(db, who),
+    });
+    await new Promise<void>((done) => server!.listen(0, "127.0.0.1", done));
+    const { port } = server.address() as AddressInfo;
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(
+      serverFile,
+      JSON.stringify({ url: `http://127.0.0.1:${port}`, token, pid: process.pid }),
+      {
+        mode: 0o600,
+      },
+    );
+  }
+  const runtime: Runtime = startRuntime({ store: db, log: cliLogger(io) });
+  return {
+    api: direct,
+    actor,
+    hosted: true,
+    close: async () => {
+      const listening = server;
+      if (listening) {
+        rmSync(serverFile, { force: true });
+        listening.closeAllConnections();
+        await new Promise((done) => listening.close(done));
+      }
+      await runtime.stop();
+      await db.close();
+    },
+  };
+}

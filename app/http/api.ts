@@ -1,0 +1,84 @@
+/**
+ * The run API: what people and agents can do with runs, whichever process holds them.
+ * Implementations: `app/cli/direct-client.ts` opens the store in this process;
+ * `app/cli/http-client.ts` talks to a running Baton (`baton serve`, or a `baton run --wait`
+ * in another terminal, which owns the embedded database while it runs), served by
+ * `api-server.ts`.
+ */
+import type { Json, RunEvent, RunState, RunStatus } from "../engine/types.js";
+
+/** A run with its history: enough to be shown without the database. */
+export interface RunView {
+  id: string;
+  flow: string;
+  number: number;
+  state: RunState;
+  events: RunEvent[];
+}
+
+export interface StartRunRequest {
+  /** A local flow file: its path (for people and for sub-flows beside it) and content. */
+  flowFile: { path: string; source: string };
+  inputs: Record<string, Json>;
+}
+
+export interface StartedRun {
+  id: string;
+  number: number;
+  flow: string;
+}
+
+export interface RunSummary {
+  id: string;
+  flow: string;
+  number: number;
+  status: RunStatus;
+  createdAt: number;
+  finishedAt?: number;
+}
+
+export interface LogLine {
+  step: string;
+  attempt: number;
+  stream: "stdout" | "stderr";
+  seq: number;
+  text: string;
+}
+
+export interface ApprovalVerdict {
+  counted: boolean;
+  reason?: string;
+}
+
+export interface BatonApi {
+  startRun(request: StartRunRequest): Promise<StartedRun>;
+  listRuns(filter: { flow?: string; status?: RunStatus; limit?: number }): Promise<RunSummary[]>;
+  /** A run by full id, unique id prefix, or `<flow>#<number>`. */
+  getRun(ref: string): Promise<RunView>;
+  getLogs(runRef: string, step?: string, afterSeq?: number): Promise<LogLine[]>;
+  /** The flow's policy judges the decision: it may not count, and then says why. */
+  decide(
+    runRef: string,
+    step: string,
+    decision: "approve" | "reject",
+    comment?: string,
+  ): Promise<ApprovalVerdict>;
+  signal(runRef: string, name: string, payload: Json): Promise<void>;
+  cancel(runRef: string, reason: string): Promise<void>;
+  retry(runRef: string, fromStep?: string): Promise<void>;
+  /** Whether this client executes runs itself (direct) or a server does (HTTP). */
+  readonly executesRuns: boolean;
+  close(): Promise<void>;
+}
+
+/** An error the server reported, with the HTTP status and its machine-readable code. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The anchor for step throughput: graphile-worker (a well-tuned Postgres job queue)
+ * draining the same number of no-op jobs on the same Postgres, with the same concurrency.
+ * Baton does more per step (an event history, a pure engine, projections), so matching it
+ * is the aim, not a given.
+ */
+import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
+
+// graphile-worker logs every job at info level; the benchmark prints its own table.
+const quietLogger = new Logger(() => () => {});
+
+export interface DrainResult {
+  jobs: number;
+  ms: number;
+  perSecond: number;
+}
+
+export async function graphileDrain(
+  connectionString: string,
+  jobs: number,
+  concurrency: number,
+): Promise<DrainResult> {
+  await runMigrations({ connectionString, logger: quietLogger });
+  const utils = await makeWorkerUtils({ connectionString, logger: quietLogger });
+  try {
+    for (let start = 0; start < jobs; start += 1000) {
+      const batch = Array.from({ length: Math.min(1000, jobs - start) }, (_, i) => ({
+        identifier: "noop",
+        payload: { i: start + i },
+      }));
+      await utils.addJobs(batch);
+    }
+  } finally {
+    await utils.release();
+  }
+  let done = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const started = performance.now();
+  const runner = await run({
+    connectionString,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 1000,
+    logger: quietLogger,
+    taskList: {
+      noop: () => {
+        done += 1;
+        if (done === jobs) finish();
+        return Promise.resolve();
+      },
+    },
+  });
+  await finished;
+  const ms = performance.now() - started;
+  await runner.stop();
+  return { jobs, ms, perSecond: (jobs / ms) * 1000 };
+}
