@@ -28,6 +28,7 @@ const modelArb: fc.Arbitrary<StepModel> = fc.oneof(
         maxLength: 3,
       }),
       compensationOk: fc.option(fc.boolean(), { nil: undefined }),
+      subflow: fc.integer({ min: 0, max: 4 }).map((n) => n === 0),
     }),
   },
   {

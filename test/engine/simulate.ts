@@ -21,7 +21,13 @@ import type { FlowInput } from "../../flows-schema/schema.js";
 import { HOUR, META } from "./helpers.js";
 
 export type StepModel =
-  | { kind: "run"; outcomes: { ok: boolean; retryable: boolean }[]; compensationOk?: boolean }
+  | {
+      kind: "run";
+      outcomes: { ok: boolean; retryable: boolean }[];
+      compensationOk?: boolean;
+      /** A `flow` step (a sub-run) rather than a `run` step: same outcomes, other effects. */
+      subflow?: boolean;
+    }
   | { kind: "wait-for"; minutes: number }
   | { kind: "wait-signal"; signalDelay: number }
   | { kind: "approval"; required: 1 | 2; approve: boolean };
@@ -52,7 +58,14 @@ export function scenarioFlow(scenario: Scenario): FlowDefinition {
     const model = plan.model;
     switch (model.kind) {
       case "run":
-        step.run = `echo ${id} ${plan.needs.map((need) => `\${{ steps.${stepId(need)}.outputs.out }}`).join(" ")}`;
+        if (model.subflow) {
+          step.flow = `child-${id}`;
+          step.with = Object.fromEntries(
+            plan.needs.map((need) => [stepId(need), `\${{ steps.${stepId(need)}.outputs.out }}`]),
+          );
+        } else {
+          step.run = `echo ${id} ${plan.needs.map((need) => `\${{ steps.${stepId(need)}.outputs.out }}`).join(" ")}`;
+        }
         if (plan.retry !== undefined)
           step.retry = { attempts: plan.retry, delay: "5s", backoff: 2 };
         if (model.compensationOk !== undefined) step.compensate = `undo ${id}`;
@@ -190,7 +203,8 @@ export function simulate(scenario: Scenario, delivery: Delivery = {}): Simulatio
       if (keys.has(key)) violations.push(`effect ${key} emitted twice`);
       keys.add(key);
       switch (effect.type) {
-        case "execute": {
+        case "execute":
+        case "start-sub-run": {
           const model = modelOf(effect.step);
           if (model?.kind !== "run") break;
           const outcome = model.outcomes[effect.attempt - 1] ?? { ok: true, retryable: true };
@@ -252,7 +266,6 @@ export function simulate(scenario: Scenario, delivery: Delivery = {}): Simulatio
           break;
         case "cancel":
         case "cancel-sub-run":
-        case "start-sub-run":
           break;
       }
     }
