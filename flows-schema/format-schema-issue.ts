@@ -29,7 +29,7 @@ export function describeValue(value: unknown): string {
   if (typeof value === "object") return "a map";
   if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
   if (typeof value === "number") return `the number ${value}`;
-  return `\`${String(value)}\``;
+  return `\`${JSON.stringify(value) ?? typeof value}\``;
 }
 
 const TYPE_NAMES: Record<string, string> = {

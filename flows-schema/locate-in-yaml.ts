@@ -23,10 +23,19 @@ function resolve(document: AnyDocument, node: unknown): unknown {
   return isAlias(node) ? node.resolve(document) : node;
 }
 
+/** A scalar key as the data has it: `1:` is the key "1", `~:` the key "". */
+export function scalarKeyText(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
+    return String(value);
+  }
+  return JSON.stringify(value) ?? "";
+}
+
 function keyText(pair: Pair): string | undefined {
   const key = pair.key;
-  if (isScalar(key)) return key.value === null ? "" : String(key.value);
-  return undefined;
+  return isScalar(key) ? scalarKeyText(key.value) : undefined;
 }
 
 /** Follows a data path through maps, lists and aliases. With duplicate keys, the last wins (as in the data). */

@@ -33,7 +33,7 @@ import {
   MAX_NESTING,
   MAX_SOURCE_BYTES,
 } from "./limits.js";
-import { locate, nodeRange, scalarOffsets } from "./locate-in-yaml.js";
+import { locate, nodeRange, scalarKeyText, scalarOffsets } from "./locate-in-yaml.js";
 import type { FlowDefinition } from "./schema.js";
 import { flowDefinition } from "./schema.js";
 
@@ -272,7 +272,7 @@ function checkKeys(text: SourceText, document: Document.Parsed): Diagnostic[] {
           );
           continue;
         }
-        const name = key.value === null ? "" : String(key.value);
+        const name = scalarKeyText(key.value);
         const first = seen.get(name);
         if (first) {
           const firstLine = text.lines.linePos(nodeRange(first.key as Node)?.[0] ?? 0).line;
@@ -298,10 +298,10 @@ function pathOf(ancestors: readonly unknown[]): DocumentPath {
   const path: DocumentPath = [];
   for (let index = 0; index < ancestors.length; index += 1) {
     const ancestor = ancestors[index];
-    if (isPair(ancestor) && isScalar(ancestor.key)) path.push(String(ancestor.key.value));
+    if (isPair(ancestor) && isScalar(ancestor.key)) path.push(scalarKeyText(ancestor.key.value));
     else if (isSeq(ancestor)) {
       const child = ancestors[index + 1];
-      path.push(ancestor.items.indexOf(child as never));
+      path.push(ancestor.items.indexOf(child));
     }
   }
   return path;
@@ -343,7 +343,7 @@ function atPath(
       isAlias(value) ||
       (isScalar(value) && value.value === null);
     const target = preferKey && key ? key : value;
-    const range = length === 0 ? firstKeyRange(document) : nodeRange(target as Node);
+    const range = length === 0 ? firstKeyRange(document) : nodeRange(target);
     if (range) return text.diagnostic(range[0], range[1], severity, message, path);
   }
   return text.diagnostic(0, 0, severity, message, path);
@@ -351,7 +351,7 @@ function atPath(
 
 function firstKeyRange(document: Document.Parsed): [number, number] | undefined {
   const contents = document.contents;
-  if (isMap(contents)) return nodeRange(contents.items[0]?.key as Node | undefined);
+  if (isMap(contents)) return nodeRange(contents.items[0]?.key);
   return undefined;
 }
 

@@ -14,7 +14,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Diagnostic } from "../../flows-schema/index.js";
 import { parseFlow } from "../../flows-schema/index.js";
-import type { CliIo, Command } from "./io.js";
+import type { Command } from "./io.js";
 import { EXIT, UsageError } from "./io.js";
 
 /** Where flows live in a repository (DESIGN.md), validated when no path is given. */
