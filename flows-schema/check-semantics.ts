@@ -119,6 +119,62 @@ const FOREIGN_CONTEXTS: Record<string, string> = {
     "`runner` is a GitHub Actions context; in Baton read the runner machine's values in the command itself",
 };
 
+/** GitHub webhook events a repository installation receives (names as in GitHub's docs). */
+export const GITHUB_EVENTS = [
+  "branch_protection_rule",
+  "check_run",
+  "check_suite",
+  "code_scanning_alert",
+  "commit_comment",
+  "create",
+  "delete",
+  "dependabot_alert",
+  "deploy_key",
+  "deployment",
+  "deployment_protection_rule",
+  "deployment_review",
+  "deployment_status",
+  "discussion",
+  "discussion_comment",
+  "fork",
+  "gollum",
+  "issue_comment",
+  "issues",
+  "label",
+  "member",
+  "merge_group",
+  "meta",
+  "milestone",
+  "package",
+  "page_build",
+  "ping",
+  "project",
+  "project_card",
+  "project_column",
+  "projects_v2_item",
+  "public",
+  "pull_request",
+  "pull_request_review",
+  "pull_request_review_comment",
+  "pull_request_review_thread",
+  "push",
+  "registry_package",
+  "release",
+  "repository",
+  "repository_dispatch",
+  "repository_ruleset",
+  "secret_scanning_alert",
+  "security_advisory",
+  "star",
+  "status",
+  "sub_issues",
+  "team_add",
+  "watch",
+  "workflow_dispatch",
+  "workflow_job",
+  "workflow_run",
+];
+
 const WORKFLOW_PATTERN = /^(?:[\w.-]+\/[\w.-]+\/\.github\/workflows\/)?[\w.-]+\.ya?ml$/;
 const GITHUB_REQUEST_PATTERN = /^(GET|POST|PUT|PATCH|DELETE) (\/\S*)$/;
 const TIMESTAMP_PATTERN =
@@ -209,6 +265,16 @@ class SemanticChecker {
         "the flow has no triggers: it starts only with `baton run` or from a parent flow's `flow` step; add `on: { manual: {} }` to say so, or a trigger",
         "key",
       );
+    }
+    for (const event of Object.keys(on?.github ?? {})) {
+      if (!GITHUB_EVENTS.includes(event)) {
+        // A warning, not an error: GitHub adds events, and this list may lag behind.
+        this.warning(
+          ["on", "github", event],
+          `\`${event}\` is not a GitHub webhook event Baton knows, so it may never start a run${didYouMean(event, GITHUB_EVENTS)}`,
+          "key",
+        );
+      }
     }
     on?.schedule?.forEach((entry, index) => {
       const path = ["on", "schedule", index];
@@ -811,9 +877,30 @@ class SemanticChecker {
         if (first === undefined) return;
         this.checkStepReference(first, second, third, path, scope, report);
         return;
+      case "env":
+        if (first !== undefined && !this.envNames(scope).includes(first)) {
+          report(
+            `\`env.${first}\` is not set here: \`\${{ env.X }}\` reads the flow's and the step's \`env\`; declare it there (the runner machine's variables are \`$${first}\` in the command itself)`,
+          );
+        }
+        return;
       default:
         return;
     }
+  }
+
+  /** What `${{ env.X }}` can read: the flow's env, and the step's env (and `with`, for run and agent steps). */
+  private envNames(scope: Scope): string[] {
+    const names = Object.keys(this.flow.env ?? {});
+    const step = scope.step === undefined ? undefined : this.flow.steps[scope.step];
+    if (step) {
+      names.push(...Object.keys(step.env ?? {}));
+      if (step.run !== undefined || step.agent !== undefined)
+        names.push(...Object.keys(step.with ?? {}));
+      if (typeof step.compensate === "object")
+        names.push(...Object.keys(step.compensate.env ?? {}));
+    }
+    return names;
   }
 
   private checkStepReference(
@@ -853,13 +940,21 @@ class SemanticChecker {
     if (property !== "outputs" || output === undefined) return;
     const known = knownOutputs(step);
     if (known && !known.includes(output)) {
-      const has = known.length === 0 ? "no outputs" : `the outputs ${known.join(", ")}`;
+      if (known.length === 0) {
+        const why = step.wait
+          ? " (a wait for a time or until a moment has none; a `signal` wait has payload and signal)"
+          : "";
+        report(`step \`${id}\` produces no outputs${why}, so \`${output}\` does not exist`);
+        return;
+      }
       const suggestion = didYouMean(output, known);
       const fix =
         suggestion === "" && step.outputs !== undefined
           ? `; add \`${output}\` to its \`outputs\` if it sets one`
           : "";
-      report(`step \`${id}\` has ${has}, not \`${output}\`${suggestion}${fix}`);
+      report(
+        `step \`${id}\` has the outputs ${known.join(", ")}, not \`${output}\`${suggestion}${fix}`,
+      );
     }
   }
 }
