@@ -58,7 +58,7 @@ export const DURATION_RANGES = {
   retryMaxDelay: { min: SECOND, max: DAY, what: "a retry max-delay" },
   approvalTimeout: { min: MINUTE, max: 365 * DAY, what: "an approval timeout" },
   approvalReminder: { min: MINUTE, max: 365 * DAY, what: "an approval reminder" },
-  waitFor: { min: SECOND, max: 365 * DAY, what: "a wait" },
+  waitFor: { min: SECOND, max: 365 * DAY, what: "a wait's `for`" },
   waitTimeout: { min: SECOND, max: 365 * DAY, what: "a wait timeout" },
 } satisfies Record<string, DurationRange>;
 
