@@ -503,7 +503,26 @@ function judge(definition: StepDefinition, run: Fold, id: string, now: Millis): 
   );
   if (submission.decision === "approve" && same)
     return evaluated(false, `${submission.user} has already approved`);
-  return evaluated(true);
+  const batch = evaluated(true);
+  // Show the progress while more approvals are needed: "approval (1 of 2)".
+  const counted = new Set(
+    step.approvals
+      .filter((earlier) => earlier.counted && earlier.decision === "approve")
+      .map((earlier) => earlier.user.toLowerCase()),
+  );
+  if (submission.decision === "approve") counted.add(submission.user.toLowerCase());
+  if (submission.decision === "approve" && counted.size < spec.required) {
+    const waiting: NewRunEvent = {
+      type: "step.waiting",
+      at: now,
+      step: id,
+      attempt: step.attempt,
+      reason: `approval (${counted.size} of ${spec.required})`,
+    };
+    if (track?.waitUntil !== undefined) waiting.until = track.waitUntil;
+    batch.events.push(waiting);
+  }
+  return batch;
 }
 
 /** A decision, once enough approvals (or one eligible rejection) have been counted. */

@@ -83,6 +83,7 @@ void describe("approval steps", () => {
       ],
     );
     assert.equal(run.state.steps.ok?.status, "waiting");
+    assert.equal(run.state.steps.ok?.reason, "approval (1 of 2)");
     run.add(submit("dave", "approve")).decide(2);
     assert.equal(run.result("ok"), "success");
     assert.equal(run.state.steps.ok?.outputs.approvers, "carol,dave");
