@@ -327,6 +327,7 @@ export interface ExecuteStep {
 
 export interface CancelStep {
   type: "cancel";
+  /** The key of the attempt to stop (the same as its `execute`'s key). */
   key: IdempotencyKey;
   step: string;
   attempt: number;
