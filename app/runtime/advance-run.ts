@@ -52,13 +52,13 @@ export async function advanceRun(
     )
       continue;
     seq += 1;
-    numbered.push({ ...input, seq } as RunEvent);
+    numbered.push({ ...input, seq });
   }
   const decision = decide(version.definition, [...history, ...numbered], now);
   const appended = [...numbered];
   for (const event of decision.events) {
     seq += 1;
-    appended.push({ ...event, seq } as RunEvent);
+    appended.push({ ...event, seq });
   }
   const tasks = tasksForEffects(runId, decision.state.runAttempt, decision.effects);
   if (decision.wakeAt !== undefined) tasks.push(wakeTask(runId, decision.wakeAt));

@@ -156,12 +156,18 @@ export function startRuntime(options: RuntimeOptions): Runtime {
   };
 
   const loop = async (): Promise<void> => {
-    unlisten.push(await db.listen(CHANNELS.tasks, wakeUp));
-    unlisten.push(
-      await db.listen(CHANNELS.cancel, (key) => {
-        if (key !== "") ctx.running.abort(key, new AttemptCancelledError());
-      }),
-    );
+    try {
+      unlisten.push(await db.listen(CHANNELS.tasks, wakeUp));
+      unlisten.push(
+        await db.listen(CHANNELS.cancel, (key) => {
+          if (key !== "") ctx.running.abort(key, new AttemptCancelledError());
+        }),
+      );
+    } catch (error: unknown) {
+      // Without notifications the runtime still works: it polls (maxIdleMs), and running
+      // attempts see cancellations when they renew their lease.
+      log.error("could not listen for notifications; polling instead", { error });
+    }
     while (!stopping) {
       const free = concurrency - inFlight.size;
       let claimed = 0;

@@ -6,11 +6,12 @@ import pg from "pg";
 import type { Database, NotifyChannel, QueryResult, Transaction } from "./database.js";
 
 /** int8 (bigint) as a JS number: our counters and sequences stay far below 2^53. */
+const parseInt8 = (value: string): number => Number(value);
 const types = {
-  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+  getTypeParser: ((oid: number, format?: "text" | "binary"): unknown =>
     oid === 20
-      ? (value: string) => Number(value)
-      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      ? parseInt8
+      : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser,
 };
 
 export interface PostgresOptions {

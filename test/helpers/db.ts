@@ -40,7 +40,8 @@ export interface TestDatabase {
 
 export async function createTestDatabase(backend: Backend): Promise<TestDatabase> {
   if (backend === "postgres") {
-    const { url, drop } = await createPostgresDatabase();
+    const created = await createPostgresDatabase();
+    const url = created.url;
     const db = openPostgres({ connectionString: url, max: 20 });
     return {
       backend,
@@ -48,7 +49,7 @@ export async function createTestDatabase(backend: Backend): Promise<TestDatabase
       url,
       async drop() {
         await db.close();
-        await drop();
+        await created.drop();
       },
     };
   }

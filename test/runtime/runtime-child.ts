@@ -19,10 +19,7 @@ if (url === undefined) {
     concurrency: Number(process.env.BATON_CHILD_CONCURRENCY ?? 4),
     leaseMs: Number(process.env.BATON_CHILD_LEASE_MS ?? 30_000),
     maxIdleMs: 5000,
-    log:
-      process.env.BATON_TEST_LOG === "1"
-        ? stderrLogger
-        : { info() {}, warn: stderrLogger.warn, error: stderrLogger.error },
+    log: process.env.BATON_TEST_LOG === "1" ? stderrLogger : { ...stderrLogger, info() {} },
   });
   process.once("SIGTERM", () => {
     void runtime

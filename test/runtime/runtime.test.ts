@@ -4,7 +4,7 @@
  * tree, concurrency groups, sub-flows, and steps that need the GitHub App.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ConcurrencyRejectedError, StepNotWaitingError } from "../../app/runtime/errors.js";
@@ -117,6 +117,16 @@ outputs:
 steps:
   double:
     run: echo "value=$(( \${{ inputs.n }} * 2 ))" >> "$BATON_OUTPUT"
+`,
+  "fragile.yml": `
+on: { manual: { inputs: { dir: { type: string, required: true } } } }
+steps:
+  setup:
+    run: echo setup >> "\${{ inputs.dir }}/journal"
+    compensate: echo undo-setup >> "\${{ inputs.dir }}/journal"
+  check:
+    needs: setup
+    run: test -f "\${{ inputs.dir }}/marker"
 `,
   "remote.yml": `
 steps:
@@ -302,6 +312,20 @@ for (const backend of BACKENDS) {
       const [child] = await service.listRuns({ flow: "child" });
       assert.equal(child?.parent?.runId, started.runId);
       assert.equal(child?.status, "success");
+    });
+
+    it("compensates a finished step when the run fails, and reruns the failed part on retry", async () => {
+      const work = await writeFlows({});
+      const started = await start("fragile.yml", { dir: work });
+      const failed = await service.waitForRun(started.runId);
+      assert.equal(failed.run.status, "failure");
+      assert.equal(failed.state?.steps.setup?.compensation, "success");
+      assert.equal(await readFile(join(work, "journal"), "utf8"), "setup\nundo-setup\n");
+      await writeFile(join(work, "marker"), "");
+      await service.retry(started.runId, { by: "alice" });
+      const retried = await service.waitForRun(started.runId);
+      assert.equal(retried.run.status, "success", JSON.stringify(retried.state?.steps));
+      assert.equal(retried.state?.runAttempt, 2);
     });
 
     it("fails steps that need the GitHub App at once, without retrying, saying what to do", async () => {
