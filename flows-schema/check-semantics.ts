@@ -404,7 +404,7 @@ class SemanticChecker {
       this.checkApproval([...path, "approval"], step.approval);
     else if (kind === "wait" && step.wait) this.checkWait([...path, "wait"], step.wait);
     else if (kind === "github" && step.github)
-      this.checkGithubRequest([...path, "github", "request"], step.github.request);
+      this.checkGithubRequest([...path, "github"], step.github);
     else if (kind === "flow" && step.flow === this.options.flowName) {
       this.error(
         [...path, "flow"],
@@ -465,8 +465,7 @@ class SemanticChecker {
     if (compensate.env !== undefined && action !== "run") {
       this.error([...path, "env"], "`env` in `compensate` applies only to a `run` command", "key");
     }
-    if (compensate.github)
-      this.checkGithubRequest([...path, "github", "request"], compensate.github.request);
+    if (compensate.github) this.checkGithubRequest([...path, "github"], compensate.github);
   }
 
   private checkApproval(
@@ -552,8 +551,12 @@ class SemanticChecker {
     }
   }
 
-  private checkGithubRequest(path: DocumentPath, request: string): void {
-    const match = GITHUB_REQUEST_PATTERN.exec(request);
+  private checkGithubRequest(
+    base: DocumentPath,
+    github: { request: string; with?: Record<string, unknown> | undefined },
+  ): void {
+    const path = [...base, "request"];
+    const match = GITHUB_REQUEST_PATTERN.exec(github.request);
     if (!match) {
       this.error(
         path,
@@ -567,6 +570,19 @@ class SemanticChecker {
         path,
         "a github step may only call this repository's endpoints: the path must start with /repos/{owner}/{repo}",
       );
+      return;
+    }
+    // `{owner}` and `{repo}` are the run's; every other path parameter comes from `with`.
+    for (const parameter of route.matchAll(/\{([^}]+)\}/g)) {
+      const name = parameter[1] ?? "";
+      if (name === "owner" || name === "repo" || github.with?.[name] !== undefined) continue;
+      this.findings.push({
+        severity: "error",
+        path,
+        offset: github.request.indexOf(`{${name}}`),
+        length: name.length + 2,
+        message: `the path parameter \`{${name}}\` needs a value: add \`${name}\` under \`github.with\``,
+      });
     }
   }
 

@@ -50,6 +50,20 @@ describe("positions of expression problems", () => {
   });
 });
 
+describe("line endings", () => {
+  it("reports the same positions for CRLF files", () => {
+    const source = `${HEAD}    run: |\n      echo one\n      echo \${{ inputs.nope }}\n`;
+    const lf = only(source);
+    const crlf = only(source.replace(/\n/g, "\r\n"));
+    assert.deepEqual(
+      [crlf.line, crlf.column, crlf.endLine, crlf.endColumn],
+      [lf.line, lf.column, lf.endLine, lf.endColumn],
+    );
+    assert.equal(lf.line, 6);
+    assert.equal(underlined(source, lf), "inputs.nope");
+  });
+});
+
 describe("unknown keys and missing keys", () => {
   it("points at the unknown key, not its value", () => {
     const source = "on: { manual: {} }\nsteps:\n  build:\n    run: make\n    neds: [x]\n";
