@@ -5,6 +5,7 @@
  * is the aim, not a given.
  */
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
+import pg from "pg";
 
 // graphile-worker logs every job at info level; the benchmark prints its own table.
 const quietLogger = new Logger(() => () => {});
@@ -20,8 +21,22 @@ export async function graphileDrain(
   jobs: number,
   concurrency: number,
 ): Promise<DrainResult> {
-  await runMigrations({ connectionString, logger: quietLogger });
-  const utils = await makeWorkerUtils({ connectionString, logger: quietLogger });
+  // Our own pool (graphile's default size, 10, as Baton's), ended and awaited here: the pool
+  // graphile makes from a connection string is ended without waiting, and dropping the
+  // database afterwards would then kill its idle connections under an unhandled error.
+  const pgPool = new pg.Pool({ connectionString, max: 10 });
+  pgPool.on("error", () => {});
+  pgPool.on("connect", (client) => client.on("error", () => {}));
+  try {
+    return await drain(pgPool, jobs, concurrency);
+  } finally {
+    await pgPool.end();
+  }
+}
+
+async function drain(pgPool: pg.Pool, jobs: number, concurrency: number): Promise<DrainResult> {
+  await runMigrations({ pgPool, logger: quietLogger });
+  const utils = await makeWorkerUtils({ pgPool, logger: quietLogger });
   try {
     for (let start = 0; start < jobs; start += 1000) {
       const batch = Array.from({ length: Math.min(1000, jobs - start) }, (_, i) => ({
@@ -38,7 +53,7 @@ export async function graphileDrain(
   const finished = new Promise<void>((resolve) => (finish = resolve));
   const started = performance.now();
   const runner = await run({
-    connectionString,
+    pgPool,
     concurrency,
     noHandleSignals: true,
     pollInterval: 1000,

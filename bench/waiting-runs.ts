@@ -1,0 +1,205 @@
+/**
+ * (d) Many runs waiting on a signal: the runtime's resident memory, and proof that it does
+ * not poll while nothing happens. The runtime runs in a child process (waiting-runs-child.ts)
+ * so that its memory is not mixed with the benchmark's (which creates the runs).
+ *
+ * Each run is one step waiting for the signal `go`: the decision that creates the run parks
+ * it at once (step.waiting, plus a timer task for the run's 30-day timeout), and the
+ * runtime is notified of each new task as in production. Once all wait, and after
+ * a quiet spell long enough for Postgres to report every backend's statistics (an idle
+ * backend may hold them for up to 10 s), an idle window is watched three ways: the queries
+ * the runtime's store saw (client side), the commits of the bench database
+ * (pg_stat_database) and the runtime's connections' last activity (pg_stat_activity, which
+ * is live). Finally a few runs are signalled and must finish.
+ */
+import type { ChildProcess } from "node:child_process";
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { BatonService } from "../app/runtime/service.js";
+import { openPostgres } from "../app/store/postgres.js";
+import type { BenchDatabase } from "./bench-database.js";
+import { readCounters, sleep, waitFor, withAdmin, withBenchDatabase } from "./bench-database.js";
+import { createRuns, waitingFlow } from "./bench-flows.js";
+import { commitsOf, diffCounts } from "./counting-database.js";
+import type { Sizes } from "./runtime.js";
+import type { ChildMessage, ParentMessage, Sample } from "./waiting-runs-protocol.js";
+import { fmt, printTable } from "./table.js";
+
+const CHILD = fileURLToPath(new URL("./waiting-runs-child.js", import.meta.url));
+const RUNTIME_APP = "baton-bench-runtime";
+/** Longer than Postgres's PGSTAT_IDLE_INTERVAL (10 s): every backend has reported by then. */
+const QUIET_MS = 11_000;
+const SIGNALLED = 5;
+
+class Child {
+  readonly #process: ChildProcess;
+  #waiters: ((message: ChildMessage) => void)[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(url: string, concurrency: number) {
+    this.#process = fork(CHILD, [], {
+      env: { ...process.env, BENCH_DATABASE_URL: url, BENCH_CONCURRENCY: String(concurrency) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    this.#process.on("message", (message: ChildMessage) => {
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      for (const waiter of waiters) waiter(message);
+    });
+    this.exited = new Promise((resolve) => this.#process.once("exit", (code) => resolve(code)));
+  }
+
+  next(type: ChildMessage["type"]): Promise<ChildMessage> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (message: ChildMessage) => {
+        if (message.type === type) resolve(message);
+        else this.#waiters.push(onMessage);
+      };
+      this.#waiters.push(onMessage);
+      void this.exited.then((code) =>
+        reject(new Error(`the runtime child exited (code ${code}) before "${type}"`)),
+      );
+    });
+  }
+
+  async sample(): Promise<Sample> {
+    const answer = this.next("sample");
+    this.#send({ type: "sample" });
+    return (await answer) as Sample;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#process.exitCode !== null || this.#process.signalCode !== null) return;
+    this.#send({ type: "stop" });
+    const timer = setTimeout(() => this.#process.kill("SIGKILL"), 15_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  #send(message: ParentMessage): void {
+    this.#process.send(message);
+  }
+}
+
+export async function benchWaitingRuns(sizes: Sizes): Promise<void> {
+  await withBenchDatabase({}, (bench) => measure(bench, sizes));
+}
+
+async function measure(bench: BenchDatabase, sizes: Sizes): Promise<void> {
+  const child = new Child(bench.urlFor(RUNTIME_APP), sizes.concurrency);
+  try {
+    await child.next("ready");
+    await sleep(500);
+    const empty = await child.sample();
+
+    // Create the runs in batches through BatonService, while the runtime works on them.
+    const started = Date.now();
+    const client = openPostgres({ connectionString: bench.urlFor("baton-bench-client") });
+    let ids: string[];
+    let createdMs: number;
+    let waitingMs: number;
+    try {
+      const flows = Array.from({ length: 8 }, (_, i) => waitingFlow(`wait-${i}`));
+      ids = await createRuns(new BatonService({ store: client }), flows, sizes.waitingRuns);
+      createdMs = Date.now() - started;
+      await waitFor(
+        client,
+        "SELECT ($1::int - count(*))::int AS n FROM steps WHERE step = 'go' AND status = 'waiting'",
+        { params: [sizes.waitingRuns], everyMs: 250, timeoutMs: 600_000 },
+      );
+      waitingMs = Date.now() - started;
+    } finally {
+      await client.close();
+    }
+
+    // Quiet spell, then the idle window.
+    await sleep(QUIET_MS);
+    const before = await child.sample();
+    const window = await withAdmin(async (admin) => {
+      const counters0 = await readCounters(admin, bench.name);
+      const t0 = await admin.query<{ t: Date }>("SELECT clock_timestamp() AS t");
+      await sleep(sizes.idleWindowMs);
+      const counters1 = await readCounters(admin, bench.name);
+      const activity = await admin.query<{ connections: number; active: number }>(
+        `SELECT count(*)::int AS connections,
+                count(*) FILTER (WHERE state <> 'idle' OR state_change > $3)::int AS active
+           FROM pg_stat_activity WHERE datname = $1 AND application_name = $2`,
+        [bench.name, RUNTIME_APP, t0.rows[0]?.t],
+      );
+      return {
+        commits: counters1.xactCommit - counters0.xactCommit,
+        connections: activity.rows[0]?.connections ?? 0,
+        active: activity.rows[0]?.active ?? 0,
+      };
+    });
+    const after = await child.sample();
+    const inWindow = diffCounts(after.counts, before.counts);
+    const queries = commitsOf(inWindow);
+    const cpuMs = (after.cpuMicros - before.cpuMicros) / 1000;
+
+    // Sanity: signalled runs finish.
+    const signal = openPostgres({ connectionString: bench.urlFor("baton-bench-client") });
+    let finished = 0;
+    try {
+      const service = new BatonService({ store: signal });
+      const chosen = ids.slice(0, SIGNALLED);
+      for (const id of chosen) await service.signal(id, "go", { from: "bench" }, "bench");
+      for (const id of chosen) {
+        const details = await service.waitForRun(id, { signal: AbortSignal.timeout(30_000) });
+        if (details.run.status === "success") finished += 1;
+      }
+    } finally {
+      await signal.close();
+    }
+
+    const seconds = sizes.idleWindowMs / 1000;
+    printTable(
+      `(d) ${fmt.int(sizes.waitingRuns)} runs waiting on a signal; the runtime in a child process (concurrency ${sizes.concurrency})`,
+      [
+        {
+          label: "runtime child RSS, all runs waiting",
+          value: fmt.mb(after.rss),
+          aim: { text: "< 200 MB", met: after.rss < 200 * 1024 * 1024 },
+        },
+        { label: "  (heap used)", value: fmt.mb(after.heapUsed) },
+        { label: "runtime child RSS before any run", value: fmt.mb(empty.rss) },
+        {
+          label: `queries by the runtime in ${seconds} s idle (client side)`,
+          value: String(queries),
+          aim: { text: "~0 (no busy polling)", met: queries <= 2 },
+        },
+        {
+          label: `commits on the bench database in ${seconds} s idle (server)`,
+          value: String(window.commits),
+          aim: { text: "~0", met: window.commits <= 2 },
+        },
+        {
+          label: `runtime connections active during the window (of ${window.connections})`,
+          value: String(window.active),
+        },
+        {
+          label: `runtime CPU time in ${seconds} s idle`,
+          value: fmt.ms(cpuMs),
+          aim: { text: "~0", met: cpuMs < 50 * seconds },
+        },
+        {
+          label: `created ${fmt.int(sizes.waitingRuns)} runs / all waiting after`,
+          value: `${fmt.fixed(createdMs / 1000)} s / ${fmt.fixed(waitingMs / 1000)} s`,
+        },
+        {
+          label: `signalled ${SIGNALLED} runs with go: finished`,
+          value: `${finished} of ${SIGNALLED}`,
+          aim: { text: `${SIGNALLED}`, met: finished === SIGNALLED },
+        },
+      ],
+      [
+        `The window starts ${QUIET_MS / 1000} s after the last run was seen waiting. With no task due, the`,
+        "runtime sleeps until a notification, or the next task's time (the runs' 30-day timeouts),",
+        "at most maxIdleMs (Default: 30 s), so one claim and one look at the next task's time may",
+        "land in any window: 2 queries in 30 s at most.",
+      ],
+    );
+  } finally {
+    await child.stop();
+  }
+}
