@@ -13,8 +13,12 @@ export const MAX_SOURCE_BYTES = 1024 * 1024;
  */
 export const MAX_NESTING = 64;
 
-/** Alias expansions allowed when building the document (defeats "billion laughs"). (100) */
-export const MAX_ALIAS_COUNT = 100;
+/**
+ * Alias expansions allowed when building the document, as yaml counts them (uses of an anchor
+ * times the aliases inside it): enough for a retry policy reused by hundreds of steps, far
+ * too little for a "billion laughs" bomb. (1000)
+ */
+export const MAX_ALIAS_COUNT = 1000;
 
 /** Diagnostics reported per file: after that the rest is noise. (100) */
 export const MAX_DIAGNOSTICS = 100;

@@ -106,32 +106,27 @@ class SourceText {
 
 export function parseFlow(source: string, file: string): ParseResult {
   const text = new SourceText(source, file);
-  const { diagnostics, flow } = parseStages(text);
-  diagnostics.sort(compareDiagnostics);
+  const built: { flow?: FlowDefinition } = {};
+  const diagnostics = stages(text, built).sort(compareDiagnostics);
+  const hasError = diagnostics.some((diagnostic) => diagnostic.severity === "error");
+  let shown = diagnostics;
   if (diagnostics.length > MAX_DIAGNOSTICS) {
-    const shown = diagnostics.slice(0, MAX_DIAGNOSTICS);
-    const last = shown[shown.length - 1];
+    shown = diagnostics.slice(0, MAX_DIAGNOSTICS);
+    const last = shown[shown.length - 1] ?? text.diagnostic(0, 0, "error", "", []);
     shown.push({
-      ...(last ?? text.diagnostic(0, 0, "error", "", [])),
-      severity: "error",
+      ...last,
+      severity: hasError ? "error" : "warning",
       message: `too many problems: ${diagnostics.length - MAX_DIAGNOSTICS} more not shown; fix these first`,
       path: [],
     });
-    return { diagnostics: shown };
   }
-  if (diagnostics.some((diagnostic) => diagnostic.severity === "error")) return { diagnostics };
-  return flow ? { flow, diagnostics } : { diagnostics };
+  return !hasError && built.flow
+    ? { flow: built.flow, diagnostics: shown }
+    : { diagnostics: shown };
 }
 
-function parseStages(text: SourceText): ParseResult {
-  const built: { flow?: FlowDefinition } = {};
-  const diagnostics = stages(text, (flow) => {
-    built.flow = flow;
-  });
-  return built.flow ? { flow: built.flow, diagnostics } : { diagnostics };
-}
-
-function stages(text: SourceText, accept: (flow: FlowDefinition) => void): Diagnostic[] {
+/** Runs the stages in order; sets `built.flow` when the schema accepted the data. */
+function stages(text: SourceText, built: { flow?: FlowDefinition }): Diagnostic[] {
   const source = text.text;
 
   // 1. Limits on the raw text.
@@ -236,7 +231,7 @@ function stages(text: SourceText, accept: (flow: FlowDefinition) => void): Diagn
 
   // 5. Semantics.
   const findings = checkSemantics(parsed.data, { flowName: flowNameFromFile(text.file) });
-  accept(parsed.data);
+  built.flow = parsed.data;
   return [...syntax, ...findings.map((finding) => fromFinding(text, document, finding))];
 }
 

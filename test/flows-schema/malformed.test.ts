@@ -43,9 +43,20 @@ describe("malformed input", () => {
     );
     assert.equal(
       message,
-      "aliases expand to too much data (more than 100 expansions); write the values out instead",
+      "aliases expand to too much data (more than 1000 expansions); write the values out instead",
     );
     assert.equal(diagnostics[0]?.line, 2);
+  });
+
+  it("still accepts an anchor reused by hundreds of steps", () => {
+    const steps = Array.from({ length: 400 }, (_, index) =>
+      index === 0
+        ? "  s0: { run: x, retry: &retry { attempts: 3, delay: 10s } }"
+        : `  s${index}: { run: x, retry: *retry }`,
+    );
+    const result = parseFlow(`on: { manual: {} }\nsteps:\n${steps.join("\n")}\n`, "reuse.yml");
+    assert.deepEqual(result.diagnostics, []);
+    assert.deepEqual(result.flow?.steps.s399?.retry, { attempts: 3, delay: "10s", backoff: 2 });
   });
 
   it("refuses deep flow nesting before the parser sees it", () => {
