@@ -12,6 +12,8 @@ export interface QueryCounts {
   transactions: number;
   /** Statements outside a transaction, by what they do (see `classify`). */
   statements: Record<string, number>;
+  /** Statements inside transactions, BEGIN and COMMIT included: round trips. */
+  inTransactions: number;
 }
 
 export interface CountingDatabase {
@@ -22,6 +24,7 @@ export interface CountingDatabase {
 
 export function countingDatabase(inner: Database): CountingDatabase {
   let transactions = 0;
+  let inTransactions = 0;
   const statements: Record<string, number> = {};
   const db: Database = {
     kind: inner.kind,
@@ -32,19 +35,47 @@ export function countingDatabase(inner: Database): CountingDatabase {
       return inner.query<R>(sql, params);
     },
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-      const value = await inner.transaction(fn);
+      inTransactions += 2; // BEGIN, COMMIT (or ROLLBACK)
+      const value = await inner.transaction((tx) =>
+        fn({
+          query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+            inTransactions += 1;
+            return tx.query<R>(sql, params);
+          },
+          exec(sql: string): Promise<void> {
+            inTransactions += 1;
+            return tx.exec(sql);
+          },
+          notify(channel, payload): Promise<void> {
+            inTransactions += 1;
+            return tx.notify(channel, payload);
+          },
+        }),
+      );
       transactions += 1;
       return value;
     },
     listen: (channel, onNotify) => inner.listen(channel, onNotify),
     close: () => inner.close(),
   };
-  return { db, snapshot: () => ({ transactions, statements: { ...statements } }) };
+  return {
+    db,
+    snapshot: () => ({ transactions, statements: { ...statements }, inTransactions }),
+  };
 }
 
 /** Total commits: transactions plus statements outside one. */
 export function commitsOf(counts: QueryCounts): number {
-  return counts.transactions + Object.values(counts.statements).reduce((a, b) => a + b, 0);
+  return counts.transactions + autocommitted(counts);
+}
+
+/** Round trips to the server: statements outside transactions, and everything inside them. */
+export function roundTripsOf(counts: QueryCounts): number {
+  return counts.inTransactions + autocommitted(counts);
+}
+
+function autocommitted(counts: QueryCounts): number {
+  return Object.values(counts.statements).reduce((a, b) => a + b, 0);
 }
 
 export function diffCounts(after: QueryCounts, before: QueryCounts): QueryCounts {
@@ -53,7 +84,11 @@ export function diffCounts(after: QueryCounts, before: QueryCounts): QueryCounts
     const d = n - (before.statements[label] ?? 0);
     if (d !== 0) statements[label] = d;
   }
-  return { transactions: after.transactions - before.transactions, statements };
+  return {
+    transactions: after.transactions - before.transactions,
+    statements,
+    inTransactions: after.inTransactions - before.inTransactions,
+  };
 }
 
 /** A short name for a statement of the runtime's, for the breakdown tables. */

@@ -20,7 +20,7 @@ import { settledCounters, waitFor, withBenchDatabase } from "./bench-database.js
 import type { FlowFile } from "./bench-flows.js";
 import { benchLogger, chainFlow, createRuns, noopExecutor, parallelFlow } from "./bench-flows.js";
 import type { QueryCounts } from "./counting-database.js";
-import { commitsOf, countingDatabase, diffCounts } from "./counting-database.js";
+import { commitsOf, countingDatabase, diffCounts, roundTripsOf } from "./counting-database.js";
 import { graphileDrain } from "./graphile-anchor.js";
 import type { Row } from "./table.js";
 import { fmt, median, percentile, printTable } from "./table.js";
@@ -80,6 +80,8 @@ interface BatonDrain {
   perSecond: number;
   /** Runs that did not end in success (should be 0). */
   failed: number;
+  /** What the runtime sent to Postgres. */
+  counts: QueryCounts;
 }
 
 /**
@@ -99,10 +101,10 @@ async function batonDrain(bench: BenchDatabase, sizes: Sizes): Promise<BatonDrai
     let executed = 0;
     let allExecuted: () => void = () => {};
     const executedAll = new Promise<void>((resolve) => (allExecuted = resolve));
-    const runtimeStore = openPostgres({ connectionString: bench.url });
+    const runtimeStore = countingDatabase(openPostgres({ connectionString: bench.url }));
     const started = Date.now();
     const runtime = startRuntime({
-      store: runtimeStore,
+      store: runtimeStore.db,
       concurrency: sizes.concurrency,
       executors: {
         run: noopExecutor(() => {
@@ -113,11 +115,11 @@ async function batonDrain(bench: BenchDatabase, sizes: Sizes): Promise<BatonDrai
       log: benchLogger,
     });
     try {
-      await executedAll;
+      await withTimeout(executedAll, 300_000, `${steps} steps to be executed`);
       // Every step has run; wait for the last outcomes to commit.
       await waitFor(store, `SELECT count(*)::int AS n FROM runs WHERE status NOT IN ${TERMINAL}`);
     } finally {
-      await stopRuntime(runtime, runtimeStore);
+      await stopRuntime(runtime, runtimeStore.db);
     }
     const result = await store.query<{ last: number; failed: number }>(
       `SELECT max((data ->> 'at')::float8) AS last,
@@ -126,7 +128,13 @@ async function batonDrain(bench: BenchDatabase, sizes: Sizes): Promise<BatonDrai
     );
     const last = result.rows[0]?.last ?? Number.NaN;
     const ms = last - started;
-    return { steps, ms, perSecond: (steps / ms) * 1000, failed: result.rows[0]?.failed ?? 0 };
+    return {
+      steps,
+      ms,
+      perSecond: (steps / ms) * 1000,
+      failed: result.rows[0]?.failed ?? 0,
+      counts: runtimeStore.snapshot(),
+    };
   } finally {
     await store.close();
   }
@@ -167,6 +175,10 @@ export async function benchThroughput(sizes: Sizes): Promise<void> {
       value: baton
         .map((r, i) => `${fmt.int(r.ms)} | ${fmt.int(graphile[i]?.ms ?? Number.NaN)}`)
         .join(", "),
+    },
+    {
+      label: "Baton per step: round trips / commits (client side)",
+      value: `${fmt.fixed(median(baton.map((r) => roundTripsOf(r.counts) / r.steps)))} / ${fmt.fixed(median(baton.map((r) => commitsOf(r.counts) / r.steps)))}`,
     },
     { label: "Baton runs not successful", value: String(failed) },
   ];
@@ -268,8 +280,8 @@ export async function benchChain(sizes: Sizes): Promise<void> {
         value: `${fmt.ms(percentile(allSteps, 50), 2)} / ${fmt.ms(percentile(allSteps, 95), 2)}`,
       },
       {
-        label: "runtime commits per step (client side, median)",
-        value: fmt.fixed(median(statements), 2),
+        label: "runtime commits / round trips per step (client side, median)",
+        value: `${fmt.fixed(median(statements), 2)} / ${fmt.fixed(median(timings.map((t) => roundTripsOf(t.counts) / sizes.chainLength)), 1)}`,
       },
     ],
     [
@@ -409,6 +421,18 @@ export async function benchCommits(sizes: Sizes): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`gave up after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function stopRuntime(runtime: Runtime, store: Database): Promise<void> {
   await runtime.stop({ graceMs: 5000 });
