@@ -55,7 +55,15 @@ export interface RuntimeOptions {
   handleSignals?: boolean;
   /** The clock. (Default: Date.now) */
   now?: () => number;
+  /**
+   * Replace the handler of a task kind, e.g. `request-approval` in the GitHub app (which
+   * renders check-run buttons). A handler must delete its task with `finishTask`.
+   * (Default: the local handlers)
+   */
+  handlers?: Partial<Record<TaskKind, TaskHandler>>;
 }
+
+export type TaskHandler = (ctx: TaskContext, task: Task) => Promise<void>;
 
 export interface Runtime {
   readonly workerId: string;
@@ -75,7 +83,7 @@ export const DEFAULT_EXECUTORS: Executors = {
   agent: unavailableLocally("agent"),
 };
 
-const HANDLERS: Record<TaskKind, (ctx: TaskContext, task: Task) => Promise<void>> = {
+const HANDLERS: Record<TaskKind, TaskHandler> = {
   advance: advanceTask,
   execute: executeTask,
   cancel: cancelTask,
@@ -104,6 +112,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     leaseMs,
     now: options.now ?? Date.now,
   };
+  const handlers: Record<string, TaskHandler | undefined> = { ...HANDLERS, ...options.handlers };
   const inFlight = new Map<number, Promise<void>>();
   let stopping = false;
   let wake: (() => void) | undefined;
@@ -115,8 +124,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
   const unlisten: (() => Promise<void>)[] = [];
 
   const handle = async (task: Task): Promise<void> => {
-    const handler = HANDLERS[task.kind as TaskKind] as
-      ((ctx: TaskContext, task: Task) => Promise<void>) | undefined;
+    const handler = handlers[task.kind];
     try {
       if (!handler) throw new Error(`unknown task kind "${task.kind}" (written by a newer Baton?)`);
       await handler(ctx, task);

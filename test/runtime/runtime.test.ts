@@ -118,6 +118,16 @@ steps:
   double:
     run: echo "value=$(( \${{ inputs.n }} * 2 ))" >> "$BATON_OUTPUT"
 `,
+  "holding-parent.yml": `
+steps:
+  call:
+    flow: holding-child
+`,
+  "holding-child.yml": `
+steps:
+  hold:
+    wait: { signal: release }
+`,
   "fragile.yml": `
 on: { manual: { inputs: { dir: { type: string, required: true } } } }
 steps:
@@ -312,6 +322,20 @@ for (const backend of BACKENDS) {
       const [child] = await service.listRuns({ flow: "child" });
       assert.equal(child?.parent?.runId, started.runId);
       assert.equal(child?.status, "success");
+    });
+
+    it("cancels the child run when its parent is cancelled", async () => {
+      const started = await start("holding-parent.yml");
+      let child = (await service.listRuns({ flow: "holding-child" }))[0];
+      for (let i = 0; i < 100 && !child; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        child = (await service.listRuns({ flow: "holding-child" }))[0];
+      }
+      assert.ok(child, "the child run started");
+      await service.waitForRun(child.id, { untilWaiting: true });
+      await service.cancel(started.runId, "stop everything", "alice");
+      assert.equal((await service.waitForRun(started.runId)).run.status, "cancelled");
+      assert.equal((await service.waitForRun(child.id)).run.status, "cancelled");
     });
 
     it("compensates a finished step when the run fails, and reruns the failed part on retry", async () => {
