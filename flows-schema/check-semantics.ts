@@ -31,6 +31,7 @@ import {
   usesStatusFunction,
 } from "./expressions.js";
 import type { FlowDefinition, StepDefinition, StepKind } from "./schema.js";
+import { MAX_STEPS } from "./limits.js";
 import { STEP_KINDS } from "./schema.js";
 import { didYouMean } from "./suggest.js";
 
@@ -228,6 +229,14 @@ class SemanticChecker {
   run(): SemanticFinding[] {
     this.checkTriggers();
     this.checkDuration(["timeout"], this.flow.timeout, DURATION_RANGES.runTimeout);
+    if (this.stepIds.length > MAX_STEPS) {
+      this.error(
+        ["steps"],
+        `the flow has ${this.stepIds.length} steps; a flow may have at most ${MAX_STEPS}: split it into sub-flows (\`flow\` steps)`,
+        "key",
+      );
+      return this.findings;
+    }
     if (this.stepIds.length === 0) {
       this.error(["steps"], "the flow has no steps; add at least one under `steps`", "key");
     }

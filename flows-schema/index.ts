@@ -6,6 +6,12 @@ export { formatPath } from "./diagnostic.js";
 export { checkSemantics, knownOutputs } from "./check-semantics.js";
 export type { SemanticFinding } from "./check-semantics.js";
 export { DURATION_RANGES, NUMBER_RANGES, formatDuration, parseDuration } from "./durations.js";
-export { MAX_ALIAS_COUNT, MAX_DIAGNOSTICS, MAX_NESTING, MAX_SOURCE_BYTES } from "./limits.js";
+export {
+  MAX_ALIAS_COUNT,
+  MAX_DIAGNOSTICS,
+  MAX_NESTING,
+  MAX_SOURCE_BYTES,
+  MAX_STEPS,
+} from "./limits.js";
 export * from "./schema.js";
 export * from "./expressions.js";

@@ -20,6 +20,12 @@ export const MAX_NESTING = 64;
  */
 export const MAX_ALIAS_COUNT = 1000;
 
+/**
+ * Steps per flow. The graph checks walk `needs` chains recursively, and a run's check run
+ * cannot show more steps in any useful way; split larger processes into sub-flows. (1000)
+ */
+export const MAX_STEPS = 1000;
+
 /** Diagnostics reported per file: after that the rest is noise. (100) */
 export const MAX_DIAGNOSTICS = 100;
 

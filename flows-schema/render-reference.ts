@@ -7,7 +7,13 @@
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
 import { DURATION_RANGES, formatDuration, NUMBER_RANGES } from "./durations.js";
-import { MAX_ALIAS_COUNT, MAX_DIAGNOSTICS, MAX_NESTING, MAX_SOURCE_BYTES } from "./limits.js";
+import {
+  MAX_ALIAS_COUNT,
+  MAX_DIAGNOSTICS,
+  MAX_NESTING,
+  MAX_SOURCE_BYTES,
+  MAX_STEPS,
+} from "./limits.js";
 import { DURATION_PATTERN, flowDefinition } from "./schema.js";
 
 export const GENERATED_NOTE =
@@ -223,6 +229,7 @@ function renderLimits(): string {
     `- A flow file is at most ${MAX_SOURCE_BYTES} bytes (1 MiB).`,
     `- Maps and lists nest at most ${MAX_NESTING} levels deep (estimated before parsing, so a pathological file cannot exhaust the parser's stack).`,
     `- Anchors and aliases expand at most ${MAX_ALIAS_COUNT} times ("billion laughs" files stop there).`,
+    `- A flow has at most ${MAX_STEPS} steps (split larger processes into sub-flows).`,
     "- A file with a NUL byte is not text and is refused.",
     `- At most ${MAX_DIAGNOSTICS} diagnostics are reported per file.`,
   ].join("\n");

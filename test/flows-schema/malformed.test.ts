@@ -5,9 +5,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ParseResult } from "../../flows-schema/index.js";
-import { MAX_NESTING, MAX_SOURCE_BYTES, parseFlow } from "../../flows-schema/index.js";
+import {
+  MAX_DIAGNOSTICS,
+  MAX_NESTING,
+  MAX_SOURCE_BYTES,
+  MAX_STEPS,
+  parseFlow,
+} from "../../flows-schema/index.js";
 
-/** Parses, asserting it took less than `ms` and returned exactly one error. */
+/** Parses, asserting it took less than `ms` and returned no flow but at least one error. */
 function parseQuickly(source: string, ms = 2_000): ParseResult & { message: string } {
   const started = performance.now();
   const result = parseFlow(source, "hostile.yml");
@@ -57,6 +63,40 @@ describe("malformed input", () => {
     const result = parseFlow(`on: { manual: {} }\nsteps:\n${steps.join("\n")}\n`, "reuse.yml");
     assert.deepEqual(result.diagnostics, []);
     assert.deepEqual(result.flow?.steps.s399?.retry, { attempts: 3, delay: "10s", backoff: 2 });
+  });
+
+  it("refuses a flow with too many steps before walking a 20,000-step needs chain", () => {
+    const steps = Array.from({ length: 20_000 }, (_, index) =>
+      index === 0 ? "  s0: { run: x }" : `  s${index}: { needs: s${index - 1}, run: x }`,
+    );
+    const source = `on: { manual: {} }\nsteps:\n${steps.join("\n")}\n`;
+    assert.ok(source.length < MAX_SOURCE_BYTES);
+    const { message, diagnostics } = parseQuickly(source, 20_000);
+    assert.equal(
+      message,
+      `the flow has 20000 steps; a flow may have at most ${MAX_STEPS}: split it into sub-flows (\`flow\` steps)`,
+    );
+    assert.deepEqual([diagnostics[0]?.line, diagnostics[0]?.column], [2, 1]);
+  });
+
+  it("walks a needs chain of the maximum length without overflowing the stack", () => {
+    const steps = Array.from({ length: MAX_STEPS }, (_, index) =>
+      index === 0 ? "  s0: { if: false, run: x }" : `  s${index}: { needs: s${index - 1}, run: x }`,
+    );
+    const result = parseFlow(`on: { manual: {} }\nsteps:\n${steps.join("\n")}\n`, "chain.yml");
+    // Every step never runs: a warning each, capped; warnings alone keep the flow.
+    assert.ok(result.flow);
+    assert.equal(result.diagnostics.length, MAX_DIAGNOSTICS + 1);
+    assert.equal(
+      result.diagnostics[1]?.message,
+      "step `s1` never runs: it needs `s0`, which never runs; add `if: ${{ always() }}` to run it anyway, or remove the need",
+    );
+    assert.deepEqual(result.diagnostics[MAX_DIAGNOSTICS], {
+      ...result.diagnostics[MAX_DIAGNOSTICS - 1],
+      severity: "warning",
+      message: `too many problems: ${MAX_STEPS - MAX_DIAGNOSTICS} more not shown; fix these first`,
+      path: [],
+    });
   });
 
   it("refuses deep flow nesting before the parser sees it", () => {
