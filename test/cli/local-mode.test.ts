@@ -57,7 +57,7 @@ steps:
 const SLOW_FLOW = `
 steps:
   long:
-    run: sleep 30
+    run: sleep 600
     compensate: echo undone
   first:
     run: echo done
