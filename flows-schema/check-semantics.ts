@@ -294,10 +294,8 @@ class SemanticChecker {
           `\`cron\` has ${fields.length} field${fields.length === 1 ? "" : "s"}; Baton schedules use five: minute hour day-of-month month day-of-week, e.g. "0 9 * * 1"`,
         );
       } else {
-        try {
-          CronExpressionParser.parse(entry.cron, { tz: "UTC" });
-        } catch (error: unknown) {
-          const reason = error instanceof Error ? error.message : String(error);
+        const reason = cronProblem(entry.cron);
+        if (reason !== undefined) {
           this.error(
             [...path, "cron"],
             `\`cron\` is not a valid cron expression (${reason}); the fields are minute hour day-of-month month day-of-week`,
@@ -996,13 +994,42 @@ function article(kind: string): string {
   return /^[aeiou]/.test(kind) ? `an ${kind}` : `a ${kind}`;
 }
 
+// Building an Intl formatter or a cron parser costs far more than the rest of a check, and
+// flows repeat the same few zones and schedules: remember the answers (bounded, to keep a
+// long-running app from growing without end).
+const MEMO_LIMIT = 1000;
+const timeZones = new Map<string, boolean>();
+const cronProblems = new Map<string, string | undefined>();
+
+function remember<V>(memo: Map<string, V>, key: string, compute: () => V): V {
+  if (memo.has(key)) return memo.get(key) as V;
+  const value = compute();
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
 function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en", { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
+  return remember(timeZones, zone, () => {
+    try {
+      new Intl.DateTimeFormat("en", { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Why a five-field cron expression is invalid, or undefined if it is valid. */
+function cronProblem(cron: string): string | undefined {
+  return remember(cronProblems, cron, () => {
+    try {
+      CronExpressionParser.parse(cron, { tz: "UTC" });
+      return undefined;
+    } catch (error: unknown) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  });
 }
 
 /** Why a default does not fit its input, or undefined if it does. */
