@@ -8,7 +8,8 @@
  * Processes a step leaves behind in the background are killed when the step's shell exits.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -25,6 +26,13 @@ export interface LocalShellOptions {
   keepWorkspaces?: boolean;
   /** Added to every step's environment, under the step's own. (Default: process.env) */
   baseEnv?: NodeJS.ProcessEnv;
+  /**
+   * Where running attempts record their process group, so that when this process dies
+   * (SIGKILL, a crash) and the attempt runs again on this machine, the orphaned group of
+   * the first execution is killed before the second starts. (Default: a directory in
+   * the OS temp directory, per user)
+   */
+  stateDir?: string;
 }
 
 /** How many trailing stderr lines a failure's error message quotes. */
@@ -32,6 +40,8 @@ const STDERR_TAIL_LINES = 10;
 
 export function localShell(options: LocalShellOptions = {}): Executor {
   const killGraceMs = options.killGraceMs ?? 5000;
+  const stateDir =
+    options.stateDir ?? join(tmpdir(), `baton-running-${process.getuid?.() ?? "user"}`);
   return async (execution) => {
     const spec = asObject(execution.spec);
     const command = typeof spec.run === "string" ? spec.run : undefined;
@@ -72,7 +82,18 @@ export function localShell(options: LocalShellOptions = {}): Executor {
         shell === "bash"
           ? ["--noprofile", "--norc", "-eo", "pipefail", "-c", command]
           : ["-e", "-c", command];
-      const ended = await runProcessGroup(shell, args, { cwd, env, killGraceMs }, execution);
+      const groupFile = join(
+        stateDir,
+        createHash("sha256").update(execution.key).digest("hex").slice(0, 32),
+      );
+      await mkdir(stateDir, { recursive: true });
+      await killOrphan(groupFile, execution);
+      const ended = await runProcessGroup(
+        shell,
+        args,
+        { cwd, env, killGraceMs, groupFile },
+        execution,
+      );
       const outputs = parseOutputFile(await readFile(outputFile, "utf8").catch(() => ""));
       if (ended.stopped === "timeout") {
         return {
@@ -106,7 +127,7 @@ interface Ended {
 function runProcessGroup(
   file: string,
   args: string[],
-  options: { cwd: string; env: NodeJS.ProcessEnv; killGraceMs: number },
+  options: { cwd: string; env: NodeJS.ProcessEnv; killGraceMs: number; groupFile: string },
   execution: StepExecution,
 ): Promise<Ended> {
   return new Promise((resolvePromise, reject) => {
@@ -116,6 +137,10 @@ function runProcessGroup(
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    if (child.pid !== undefined) {
+      const record: GroupRecord = { pgid: child.pid, started: startTimeOf(child.pid) };
+      writeFileSync(options.groupFile, JSON.stringify(record));
+    }
     let stopped: Ended["stopped"];
     let tail = "";
     let killTimer: NodeJS.Timeout | undefined;
@@ -177,6 +202,7 @@ function runProcessGroup(
       execution.signal.removeEventListener("abort", onAbort);
       // Whatever is left of the group goes too (e.g. a child that ignored SIGTERM but let go of the pipes).
       signalGroup("SIGKILL");
+      rmSync(options.groupFile, { force: true });
       const info = exitInfo ?? { code, signal };
       resolvePromise({
         ...info,
@@ -214,6 +240,53 @@ export function parseOutputFile(text: string): Record<string, string> {
     }
   }
   return outputs;
+}
+
+interface GroupRecord {
+  pgid: number;
+  /** The group leader's start time (Linux: /proc/<pid>/stat), so that a reused pid is not mistaken for it. */
+  started: string | undefined;
+}
+
+/**
+ * A previous execution of this attempt on this machine left its process group behind
+ * (its Baton process died): kill the group, if it is still the same one, and wait for it.
+ * Without a start time to compare (not Linux), the group is left alone: killing a reused
+ * pid would be worse than a duplicate execution, which the idempotency key covers.
+ */
+async function killOrphan(groupFile: string, execution: StepExecution): Promise<void> {
+  let record: GroupRecord;
+  try {
+    record = JSON.parse(await readFile(groupFile, "utf8")) as GroupRecord;
+  } catch {
+    return;
+  }
+  const alive = () => record.started !== undefined && startTimeOf(record.pgid) === record.started;
+  if (alive()) {
+    execution.log(
+      "system",
+      `Stopping process group ${record.pgid} left by an earlier execution of this attempt\n`,
+    );
+    try {
+      process.kill(-record.pgid, "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+    for (let i = 0; i < 50 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  rmSync(groupFile, { force: true });
+}
+
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 22 (starttime), counted after the command name, which may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // A zombie has exited: its group leader is no longer running anything.
+    return fields[0] === "Z" ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
 }
 
 function lastLines(text: string, count: number): string {

@@ -74,6 +74,19 @@ describe("localShell", () => {
     assert.equal(result.error, "stopped: cancelled by alice");
   });
 
+  it("kills the group an earlier execution of the same attempt left behind before running it again", async () => {
+    // The first execution stands for one whose Baton process died: nobody stops it.
+    const first = shell(execution("sleep 30"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const began = Date.now();
+    const second = await shell(execution("echo again"));
+    assert.equal(second.outcome, "success");
+    const orphan = await first;
+    assert.equal(orphan.outcome, "failure");
+    assert.match(orphan.error ?? "", /killed by SIGKILL/);
+    assert.ok(Date.now() - began < 5000);
+  });
+
   it("fails steps of other kinds at once, without retries, saying what to do", async () => {
     const result = await unavailableLocally("github")(execution("", { kind: "github" }));
     assert.equal(result.retryable, false);
