@@ -171,12 +171,6 @@ export async function benchThroughput(sizes: Sizes): Promise<void> {
       value: `${batonRate / graphileRate >= 10 ? fmt.fixed(batonRate / graphileRate, 0) : fmt.fixed(batonRate / graphileRate, 2)}×`,
     },
     {
-      label: "rounds (Baton ms | graphile ms)",
-      value: baton
-        .map((r, i) => `${fmt.int(r.ms)} | ${fmt.int(graphile[i]?.ms ?? Number.NaN)}`)
-        .join(", "),
-    },
-    {
       label: "Baton per step: round trips / commits (client side)",
       value: `${fmt.fixed(median(baton.map((r) => roundTripsOf(r.counts) / r.steps)))} / ${fmt.fixed(median(baton.map((r) => commitsOf(r.counts) / r.steps)))}`,
     },
@@ -189,6 +183,7 @@ export async function benchThroughput(sizes: Sizes): Promise<void> {
       "Both sides start with all work enqueued (Baton: runs created, their steps' execute tasks",
       "inserted; graphile: jobs added) and are timed from the worker's start: graphile to the",
       "last job's handler call, Baton to the engine's `at` of the last run.finished.",
+      `Rounds, ms for ${fmt.int(steps)} steps (Baton | graphile): ${baton.map((r, i) => `${fmt.int(r.ms)} | ${fmt.int(graphile[i]?.ms ?? Number.NaN)}`).join(", ")}.`,
     ],
   );
 }
@@ -398,6 +393,10 @@ export async function benchCommits(sizes: Sizes): Promise<void> {
       label: `  of which writing (client side)`,
       value: fmt.fixed(writes / measure.steps, 2),
     });
+    rows.push({
+      label: `  not sent by the runtime's pool (server − client)`,
+      value: fmt.fixed((measure.serverCommits - commitsOf(measure.client)) / measure.steps, 2),
+    });
     const parts = [
       `transactions ${fmt.fixed(measure.client.transactions / measure.steps, 2)}`,
       ...Object.entries(measure.client.statements)
@@ -416,6 +415,8 @@ export async function benchCommits(sizes: Sizes): Promise<void> {
       "Server: Δ pg_stat_database.xact_commit of the bench database while a fresh runtime drains",
       "runs created beforehand, less session start-ups and the benchmark's polls. Every committed",
       "transaction counts, read-only autocommit statements included; run-ended tasks are included.",
+      "Server − client: the LISTEN connection's own transactions (Postgres reads each batch of",
+      "delivered notifications in a transaction), and LISTEN/UNLISTEN at start and stop.",
     ],
   );
 }
