@@ -13,6 +13,7 @@ import { lockFileOf } from "../../app/store/data-dir-lock.js";
 import { appendEvents, loadEvents } from "../../app/store/events.js";
 import { saveFlowVersion } from "../../app/store/flow-versions.js";
 import { migrate } from "../../app/store/migrate.js";
+import { MIGRATIONS } from "../../app/store/migrations/index.js";
 import { openPglite } from "../../app/store/pglite.js";
 import { openPostgres } from "../../app/store/postgres.js";
 import { allocateRunNumber, insertRun } from "../../app/store/runs.js";
@@ -75,7 +76,7 @@ for (const backend of BACKENDS) {
       const rows = await t.db.query<{ id: number }>("SELECT id FROM baton_migrations ORDER BY id");
       assert.deepEqual(
         rows.rows.map((r) => r.id),
-        [1],
+        MIGRATIONS.map((m) => m.id),
       );
     });
 
@@ -228,7 +229,10 @@ describe("migrations on Postgres, several processes at once", () => {
     const b = openPostgres({ connectionString: empty.url });
     try {
       const [fromA, fromB] = await Promise.all([migrate(a), migrate(b)]);
-      assert.deepEqual([...fromA, ...fromB].sort(), [1]);
+      assert.deepEqual(
+        [...fromA, ...fromB].sort((x, y) => x - y),
+        MIGRATIONS.map((m) => m.id),
+      );
       const tables = await a.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('runs', 'tasks', 'run_events', 'steps', 'step_logs', 'flow_versions')",
       );
