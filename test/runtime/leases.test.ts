@@ -79,3 +79,49 @@ it("gives a running step's task back on SIGTERM; another process runs it again w
     await stopChildRuntime(second);
   }
 });
+
+it("stops a step running in another process when its run is cancelled (a notification, not the lease)", async () => {
+  const dir = await writeFlows({});
+  const pidFile = join(dir, "pid");
+  const flows = await writeFlows({
+    "sleepy.yml": `steps:\n  sleepy:\n    run: echo $$ > "${pidFile}"; sleep 30\n`,
+  });
+  const url = t.url ?? "";
+  // With one slot, busy with the step, the child cannot take the cancel task itself.
+  const child = await startChildRuntime(url, { concurrency: 1, leaseMs: 30_000 });
+  const log = testLogger();
+  let local: ReturnType<typeof startRuntime> | undefined;
+  try {
+    const service = new BatonService({ store: t.db });
+    const started = await service.startRun({
+      flowFile: await flowFile(flows, "sleepy.yml"),
+      actor: "test",
+    });
+    let pid = 0;
+    for (let i = 0; i < 100 && !pid; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      pid = Number(await readFile(pidFile, "utf8").catch(() => "0"));
+    }
+    assert.ok(pid > 0, "the step started in the child");
+    local = startRuntime({ store: t.db, log, maxIdleMs: 500 });
+    const cancelling = Date.now();
+    await service.cancel(started.runId, "stop", "test");
+    assert.equal((await service.waitForRun(started.runId)).run.status, "cancelled");
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(); i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(alive(), false, "the step's process is gone");
+    assert.ok(Date.now() - cancelling < 5000, "well before a lease renewal would have noticed");
+  } finally {
+    await local?.stop();
+    await stopChildRuntime(child);
+  }
+  assert.deepEqual(log.problems, []);
+});
