@@ -1,6 +1,7 @@
 /** The flow format's public API: parse and check a flow file, its types and its schema. */
 export { parseFlow, flowNameFromFile } from "./parse-flow.js";
 export type { ParseResult } from "./parse-flow.js";
+export { FlowValidationError, parseFlowOrThrow } from "./flow-validation-error.js";
 export type { Diagnostic, DocumentPath, Severity } from "./diagnostic.js";
 export { formatPath } from "./diagnostic.js";
 export { checkSemantics, knownOutputs } from "./check-semantics.js";

@@ -2,7 +2,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Diagnostic } from "../../flows-schema/index.js";
-import { formatDuration, MAX_NESTING, parseDuration, parseFlow } from "../../flows-schema/index.js";
+import {
+  FlowValidationError,
+  formatDuration,
+  MAX_NESTING,
+  parseDuration,
+  parseFlow,
+  parseFlowOrThrow,
+} from "../../flows-schema/index.js";
 import { findExcessiveNesting } from "../../flows-schema/limits.js";
 import { closest } from "../../flows-schema/suggest.js";
 
@@ -118,6 +125,28 @@ describe("helpers", () => {
     assert.notEqual(
       findExcessiveNesting("- ".repeat(MAX_NESTING + 1) + "x", MAX_NESTING),
       undefined,
+    );
+  });
+});
+
+describe("parseFlowOrThrow", () => {
+  it("returns the flow when it is valid", () => {
+    assert.equal(parseFlowOrThrow("steps:\n  a: { run: x }\n", "ok.yml").steps.a?.run, "x");
+  });
+  it("throws a FlowValidationError with the first error's position", () => {
+    const source = "on: { manual: {} }\nsteps:\n  a: { run: x, needs: [b, c] }\n";
+    assert.throws(
+      () => parseFlowOrThrow(source, "bad.yml"),
+      (error: unknown) => {
+        assert.ok(error instanceof FlowValidationError);
+        assert.deepEqual([error.file, error.line, error.column], ["bad.yml", 3, 24]);
+        assert.equal(error.diagnostics.length, 2);
+        assert.equal(
+          error.message,
+          "bad.yml:3:24: step `a` needs `b`, which is not a step of this flow (and 1 more); run `baton validate bad.yml` for every problem",
+        );
+        return true;
+      },
     );
   });
 });
