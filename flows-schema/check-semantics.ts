@@ -603,7 +603,10 @@ class SemanticChecker {
         else if (!(need.id in this.flow.steps)) {
           this.error(
             need.path,
-            `step \`${id}\` needs \`${need.id}\`, which is not a step of this flow${didYouMean(need.id, this.stepIds)}`,
+            `step \`${id}\` needs \`${need.id}\`, which is not a step of this flow${didYouMean(
+              need.id,
+              this.stepIds.filter((other) => other !== id),
+            )}`,
           );
         }
       }

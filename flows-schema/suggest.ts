@@ -26,6 +26,8 @@ function distance(a: string, b: string, limit: number): number {
 /** The closest candidate within a third of the word's length (`runs_on` → `runs-on`), if any. */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
   const normalized = word.toLowerCase().replace(/_/g, "-");
+  // Short names are too close to everything: `b` is one edit from `a`, which helps nobody.
+  if (word.length < 3) return undefined;
   const limit = Math.max(1, Math.floor(word.length / 3));
   let best: string | undefined;
   let bestDistance = limit + 1;
