@@ -53,7 +53,8 @@ export interface OpenDatabaseOptions {
 
 /** Where the embedded database lives for this environment and working directory. */
 export function dataDirOf(env: NodeJS.ProcessEnv, cwd: string): string {
-  return resolve(cwd, env.BATON_DATA_DIR ?? ".baton");
+  // An empty value means unset: never open the database in the working directory itself.
+  return resolve(cwd, env.BATON_DATA_DIR || ".baton");
 }
 
 /** `openStore` from the environment: DATABASE_URL, else BATON_DATA_DIR (Default: `<cwd>/.baton`). */
