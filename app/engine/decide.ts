@@ -151,7 +151,7 @@ function nextForStep(flow: FlowDefinition, run: Fold, id: string, now: Millis): 
             at: now,
             step: id,
             result: "success",
-            outputs: { payload: JSON.stringify(signal.payload) },
+            outputs: { payload: JSON.stringify(signal.payload), signal: signal.name },
             signal: signal.seq,
           });
         }

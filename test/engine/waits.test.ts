@@ -50,13 +50,13 @@ void describe("wait steps", () => {
     assert.equal(run.state.steps.a?.status, "running");
     run.finish("a", 1, "success").decide(1);
     assert.equal(run.result("w1"), "success");
-    assert.deepEqual(run.state.steps.w1?.outputs, { payload: '{"n":1}' });
+    assert.deepEqual(run.state.steps.w1?.outputs, { payload: '{"n":1}', signal: "go" });
     assert.equal(run.state.steps.w2?.status, "waiting");
     assert.equal(run.state.steps.w2?.reason, "signal go");
     run.add({ type: "signal.received", at: 2, name: "other", payload: null, by: "ci" }).decide(2);
     assert.equal(run.state.steps.w2?.status, "waiting");
     run.add({ type: "signal.received", at: 3, name: "go", payload: "two", by: "ci" }).decide(3);
-    assert.deepEqual(run.state.steps.w2?.outputs, { payload: '"two"' });
+    assert.deepEqual(run.state.steps.w2?.outputs, { payload: '"two"', signal: "go" });
     assert.equal(run.state.status, "success");
   });
 
