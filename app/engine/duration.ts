@@ -1,16 +1,8 @@
 /**
  * Durations as flows write them: `30s`, `10m`, `2h`, `2d`, `500ms`, or a sum (`1h30m`).
- * The schema checks the syntax; this turns it into milliseconds.
+ * The format (flows-schema) defines them; the engine needs a number or a clear error.
  */
-import { DURATION_PATTERN } from "../../flows-schema/schema.js";
-
-const UNIT_MS: Record<string, number> = {
-  ms: 1,
-  s: 1_000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-};
+import { parseDuration as parseFlowDuration } from "../../flows-schema/durations.js";
 
 export class DurationError extends Error {
   constructor(readonly text: string) {
@@ -21,12 +13,9 @@ export class DurationError extends Error {
 
 /** Parses a duration into milliseconds. Throws `DurationError` for anything else. */
 export function parseDuration(text: string): number {
-  if (!DURATION_PATTERN.test(text)) throw new DurationError(text);
-  let total = 0;
-  for (const match of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) {
-    total += Number(match[1]) * (UNIT_MS[match[2] ?? ""] ?? 0);
-  }
-  return total;
+  const ms = parseFlowDuration(text);
+  if (ms === undefined) throw new DurationError(text);
+  return ms;
 }
 
 /** Default step timeout for `run`, `agent`, `workflow` and `github` steps. */
