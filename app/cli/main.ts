@@ -4,6 +4,7 @@
  */
 import type { CliIo, Command } from "./io.js";
 import { EXIT, UsageError } from "./io.js";
+import { errorStatus } from "../http/error-status.js";
 
 const runs = () => import("./commands-runs.js");
 const host = () => import("./commands-host.js");
@@ -80,10 +81,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     const message = error instanceof Error ? error.message : String(error);
     if (args.includes("--json")) {
-      const code = (error as { code?: unknown }).code;
-      io.stdout.write(
-        `${JSON.stringify({ error: { code: typeof code === "string" ? code : "error", message } })}\n`,
-      );
+      io.stdout.write(`${JSON.stringify({ error: { code: errorStatus(error).code, message } })}\n`);
     }
     io.stderr.write(`baton ${name}: ${message}\n`);
     return isRefusal(error) ? EXIT.failure : EXIT.error;
@@ -92,8 +90,6 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
 /** Errors that answer "no" (not found, refused, invalid input) rather than "something broke". */
 function isRefusal(error: unknown): boolean {
-  const status = (error as { status?: unknown }).status;
-  if (typeof status === "number") return status >= 400 && status < 500;
-  const name = error instanceof Error ? error.name : "";
-  return /NotFound|Invalid|Rejected|NotWaiting|Conflict/.test(name);
+  const status = errorStatus(error).status;
+  return status >= 400 && status < 500;
 }

@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from "node:crypto";
 import type { BatonApi } from "./api.js";
 import { ApiError } from "./api.js";
+import { errorStatus } from "./error-status.js";
 import type { Json, RunStatus } from "../engine/types.js";
 
 /** Request bodies larger than this are refused (413): runs are started with a flow file and inputs. */
@@ -161,24 +162,6 @@ function send(response: ServerResponse, status: number, body: unknown): void {
   response.end(text);
 }
 
-/** Maps errors to HTTP: typed errors carry their status; anything else is a 500 with its message. */
-function statusOf(error: unknown): { status: number; code: string } {
-  if (error instanceof ApiError) return { status: error.status, code: error.code };
-  const name = error instanceof Error ? error.name : "";
-  if (name.endsWith("NotFoundError")) return { status: 404, code: "not_found" };
-  if (name === "InvalidInputsError" || name === "FlowInvalidError" || name === "ValidationError") {
-    return { status: 422, code: "invalid" };
-  }
-  if (
-    name.endsWith("RejectedError") ||
-    name.endsWith("NotWaitingError") ||
-    name.endsWith("ConflictError")
-  ) {
-    return { status: 409, code: "conflict" };
-  }
-  return { status: 500, code: "internal" };
-}
-
 export function createApiServer(options: ApiServerOptions): Server {
   return createServer((request, response) => {
     void (async () => {
@@ -209,7 +192,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         });
         send(response, result.status, result.body);
       } catch (error: unknown) {
-        const { status, code } = statusOf(error);
+        const { status, code } = errorStatus(error);
         const message = error instanceof Error ? error.message : String(error);
         const details = (error as { errors?: unknown }).errors;
         send(response, status, {
