@@ -1,0 +1,251 @@
+/**
+ * The webhook inbox: `POST /api/github/webhooks` verifies a delivery's signature, stores
+ * it, and answers 202 — in that order, and nothing more (DESIGN.md, rule 3). GitHub waits
+ * 10 s for the answer and never redelivers by itself, so the answer never waits on
+ * processing: a worker processes stored deliveries later (`processDeliveries`).
+ *
+ * Answers:
+ * - 202 stored (or already stored: a redelivery keeps its X-GitHub-Delivery, so the
+ *   primary key makes it a no-op and it is processed once);
+ * - 401 missing or wrong signature, 400 malformed headers or body, 413 over 25 MB,
+ *   415 an unknown content type: each recorded in `github_delivery_rejections` with the
+ *   claimed delivery id and event and the reason, never the body;
+ * - 503 when the database refuses the write: GitHub then shows the delivery as failed,
+ *   and it can be redelivered (by hand, or by the recovery that issue 4 adds).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "../runtime/log.js";
+import { stderrLogger } from "../runtime/log.js";
+import type { Database } from "../store/database.js";
+import { pgErrorCode } from "../store/database.js";
+import { insertDelivery, insertRejection } from "./deliveries-sql.js";
+import { verifyWebhookSignature } from "./webhook-signature.js";
+
+export const WEBHOOK_PATH = "/api/github/webhooks";
+
+/** GitHub caps webhook payloads at 25 MB; anything larger did not come from GitHub. */
+export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
+
+/** Longer claimed ids or event names are cut when recorded: they are unverified input. */
+const MAX_RECORDED_HEADER = 100;
+
+/** Postgres' `untranslatable_character`: jsonb refuses `\u0000` inside strings. */
+const UNTRANSLATABLE_CHARACTER = "22P05";
+
+export interface WebhookInboxOptions {
+  store: Database;
+  /** The app's webhook secret (WEBHOOK_SECRET). */
+  secret: string;
+  /** Told after a new delivery is stored, to wake a worker; never awaited. */
+  onStored?: (deliveryId: string) => void;
+  /** (Default: one line per message on stderr) */
+  log?: Logger;
+  /** (Default: MAX_WEBHOOK_BYTES) */
+  maxBytes?: number;
+  /** The clock. (Default: Date.now) */
+  now?: () => number;
+}
+
+export type WebhookInbox = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+
+/** Why a request was refused, with the status it gets. */
+class Rejection {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+  ) {}
+}
+
+/**
+ * The request handler for `WEBHOOK_PATH` (any other path is the caller's: route first).
+ * It never throws: every outcome is an HTTP answer, and failures are logged.
+ */
+export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
+  const log = options.log ?? stderrLogger;
+  const now = options.now ?? Date.now;
+  const maxBytes = options.maxBytes ?? MAX_WEBHOOK_BYTES;
+  if (options.secret === "") {
+    // An empty key would make every signature computable by anyone.
+    throw new Error("The webhook secret is empty: set WEBHOOK_SECRET to the app's webhook secret.");
+  }
+
+  return async (request, response) => {
+    const receivedAt = new Date(now());
+    const deliveryId = header(request, "x-github-delivery");
+    const event = header(request, "x-github-event");
+    const remoteAddress = request.socket.remoteAddress;
+
+    const reject = async (rejection: Rejection): Promise<void> => {
+      const record = {
+        deliveryId: deliveryId?.slice(0, MAX_RECORDED_HEADER),
+        event: event?.slice(0, MAX_RECORDED_HEADER),
+        reason: rejection.reason,
+        remoteAddress,
+        receivedAt,
+      };
+      log.warn("webhook delivery rejected", { status: rejection.status, ...record });
+      try {
+        await insertRejection(options.store, record);
+      } catch (error: unknown) {
+        log.error("could not record a rejected webhook delivery", { ...record, error });
+      }
+      send(response, rejection.status, { error: rejection.reason });
+    };
+
+    if (request.method !== "POST") {
+      response.setHeader("allow", "POST");
+      send(response, 405, { error: "Webhooks are POSTed." });
+      request.resume();
+      return;
+    }
+    const body = await readBody(request, maxBytes);
+    if (body instanceof Rejection) return reject(body);
+    // The signature first: nothing of an unsigned request is trusted, parsed or stored.
+    if (!verifyWebhookSignature(options.secret, body, header(request, "x-hub-signature-256"))) {
+      const signed = header(request, "x-hub-signature-256") !== undefined;
+      return reject(
+        new Rejection(
+          401,
+          signed
+            ? "X-Hub-Signature-256 does not match the body under the webhook secret"
+            : "X-Hub-Signature-256 is missing",
+        ),
+      );
+    }
+    const parsed = parseDelivery(request, body, deliveryId, event);
+    if (parsed instanceof Rejection) return reject(parsed);
+
+    const stored = {
+      id: parsed.id,
+      event: parsed.event,
+      action: typeof parsed.payload.action === "string" ? parsed.payload.action : undefined,
+      installationId: installationIdOf(parsed.payload),
+      hookId: numberHeader(request, "x-github-hook-id"),
+      receivedAt,
+      payloadJson: parsed.json,
+    };
+    let inserted: boolean;
+    try {
+      try {
+        inserted = await insertDelivery(options.store, stored);
+      } catch (error: unknown) {
+        if (pgErrorCode(error) !== UNTRANSLATABLE_CHARACTER) throw error;
+        // jsonb cannot hold U+0000 in a string (a commit message can): keep the rest of
+        // the payload, with U+FFFD in its place, rather than lose the delivery.
+        log.warn("webhook payload contains U+0000; stored with U+FFFD instead", { id: parsed.id });
+        const payloadJson = JSON.stringify(parsed.payload, (_key, value: unknown) =>
+          typeof value === "string" ? value.replaceAll("\u0000", "\uFFFD") : value,
+        );
+        inserted = await insertDelivery(options.store, { ...stored, payloadJson });
+      }
+    } catch (error: unknown) {
+      log.error("could not store a webhook delivery", {
+        id: parsed.id,
+        event: parsed.event,
+        error,
+      });
+      send(response, 503, { error: "The delivery could not be stored; redeliver it later." });
+      return;
+    }
+    send(response, 202, { id: parsed.id, duplicate: !inserted });
+    if (inserted) options.onStored?.(parsed.id);
+  };
+}
+
+interface ParsedDelivery {
+  id: string;
+  event: string;
+  payload: Record<string, unknown>;
+  /** The payload's JSON text, as received. */
+  json: string;
+}
+
+function parseDelivery(
+  request: IncomingMessage,
+  body: Buffer,
+  id: string | undefined,
+  event: string | undefined,
+): ParsedDelivery | Rejection {
+  if (id === undefined || id.length > MAX_RECORDED_HEADER)
+    return new Rejection(400, "X-GitHub-Delivery is missing or longer than 100 characters");
+  if (event === undefined || !/^[a-z_]{1,100}$/.test(event))
+    return new Rejection(400, "X-GitHub-Event is missing or not an event name");
+  const type = (header(request, "content-type") ?? "application/json").split(";")[0]?.trim();
+  let json: string;
+  if (type === "application/json") {
+    json = body.toString("utf8");
+  } else if (type === "application/x-www-form-urlencoded") {
+    // A webhook configured with the form content type sends the JSON as `payload=`.
+    const payload = new URLSearchParams(body.toString("utf8")).get("payload");
+    if (payload === null) return new Rejection(400, "The form body has no payload field");
+    json = payload;
+  } else {
+    return new Rejection(415, `Content-Type ${type ?? ""} is not JSON or a form`);
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(json);
+  } catch {
+    return new Rejection(400, "The body is not JSON");
+  }
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload))
+    return new Rejection(400, "The payload is not a JSON object");
+  return { id, event, payload: payload as Record<string, unknown>, json };
+}
+
+function installationIdOf(payload: Record<string, unknown>): number | undefined {
+  const installation = payload.installation;
+  if (typeof installation !== "object" || installation === null) return undefined;
+  const id = (installation as { id?: unknown }).id;
+  return typeof id === "number" && Number.isSafeInteger(id) ? id : undefined;
+}
+
+function header(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+function numberHeader(request: IncomingMessage, name: string): number | undefined {
+  const value = header(request, name);
+  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
+
+/** The raw body, or a Rejection when it exceeds `maxBytes` (checked while reading). */
+function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | Rejection> {
+  const tooLarge = new Rejection(413, `The body exceeds ${maxBytes} bytes`);
+  const declared = Number(request.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    request.resume();
+    return Promise.resolve(tooLarge);
+  }
+  // Events rather than `for await`: leaving a `for await` early destroys the request's
+  // socket, and the 413 could not be sent.
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        // Keep draining without keeping, so that the answer can still be sent.
+        chunks.length = 0;
+        resolve(tooLarge);
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    request.on("end", () => resolve(size > maxBytes ? tooLarge : Buffer.concat(chunks)));
+    request.on("error", () =>
+      resolve(new Rejection(400, "The request failed while its body was read")),
+    );
+  });
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  if (response.headersSent) return;
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+  });
+  response.end(text);
+}
