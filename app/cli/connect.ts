@@ -75,6 +75,34 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Open the database here, or find the process that holds it. The holder may be serving
+ * (then use its API), or still opening the database before it serves (a first open takes
+ * seconds), or a short-lived command that will let go in a moment: so while the database
+ * is locked, look for a server file and try the open again, up to OWNER_WAIT_MS.
+ */
+async function openOrFindOwner(
+  io: CliIo,
+  dataDir: string,
+): Promise<{ db: Database } | { server: ServerFile }> {
+  const deadline = Date.now() + OWNER_WAIT_MS;
+  let told = false;
+  for (;;) {
+    try {
+      return { db: await openDatabase({ env: io.env, cwd: io.cwd }) };
+    } catch (error: unknown) {
+      if (!(error instanceof StoreLockedError) || Date.now() > deadline) throw error;
+      const server = readServerFile(dataDir);
+      if (server) return { server };
+      if (!told && Date.now() > deadline - OWNER_WAIT_MS + 2000) {
+        io.stderr.write(`Waiting for Baton process ${error.pid}, which holds ${dataDir}...\n`);
+        told = true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 100));
+    }
+  }
+}
+
 /** How long a command waits for another process that holds the embedded database to serve it. */
 const OWNER_WAIT_MS = 60_000;
 
@@ -120,27 +148,9 @@ export async function connect(
     if (server) return httpSession(server, actor);
   }
 
-  let db: Database;
-  try {
-    db = await openDatabase({ env: io.env, cwd: io.cwd });
-  } catch (error: unknown) {
-    if (error instanceof StoreLockedError) {
-      // The owner opens the database before it serves the API (a first open takes seconds):
-      // wait for its server file as long as it lives, up to OWNER_WAIT_MS.
-      const deadline = Date.now() + OWNER_WAIT_MS;
-      let told = false;
-      while (Date.now() < deadline && pidAlive(error.pid)) {
-        const server = readServerFile(dataDir);
-        if (server) return httpSession(server, actor);
-        if (!told && Date.now() > deadline - OWNER_WAIT_MS + 1000) {
-          io.stderr.write(`Waiting for Baton process ${error.pid}, which holds ${dataDir}...\n`);
-          told = true;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    throw error;
-  }
+  const opened = await openOrFindOwner(io, dataDir);
+  if ("server" in opened) return httpSession(opened.server, actor);
+  const { db } = opened;
 
   const direct = new DirectClient(db, actor);
   if (!options.host) {
