@@ -38,6 +38,7 @@ export function countingDatabase(inner: Database): CountingDatabase {
       inTransactions += 2; // BEGIN, COMMIT (or ROLLBACK)
       const value = await inner.transaction((tx) =>
         fn({
+          ...(tx.kind !== undefined ? { kind: tx.kind } : {}),
           query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
             inTransactions += 1;
             return tx.query<R>(sql, params);
@@ -56,6 +57,12 @@ export function countingDatabase(inner: Database): CountingDatabase {
       return value;
     },
     listen: (channel, onNotify) => inner.listen(channel, onNotify),
+    ...(inner.watchRun
+      ? {
+          watchRun: (runId: string, onChange: () => void) =>
+            inner.watchRun?.(runId, onChange) ?? Promise.reject(new Error("no watchRun")),
+        }
+      : {}),
     close: () => inner.close(),
   };
   return {

@@ -7,17 +7,25 @@
  * not at all (DESIGN rule 2), and the row lock makes every process take turns on a run.
  */
 import { decide } from "../engine/index.js";
-import type { Decision, Millis, NewRunEvent, RunEvent, StepState } from "../engine/types.js";
+import type {
+  Decision,
+  ExecuteStep,
+  Millis,
+  NewRunEvent,
+  RunEvent,
+  StepState,
+} from "../engine/types.js";
 import { TERMINAL_RUN_STATUSES } from "../engine/types.js";
 import type { Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
-import { appendEvents, loadEvents } from "../store/events.js";
+import { loadEvents, recordDecision } from "../store/events.js";
 import type { FlowVersion, Run } from "../store/model.js";
-import { lockRun, updateRunProjection } from "../store/runs.js";
-import { upsertSteps } from "../store/steps.js";
-import { deletePendingTimers, enqueueTasks } from "../store/tasks.js";
-import { RunNotFoundError } from "./errors.js";
+import type { DbTask } from "../store/rows.js";
+import { lockRun, lockRunCompletingTask } from "../store/runs.js";
+import { deletePendingTimers, prepareEnqueue } from "../store/tasks.js";
+import { LeaseLostError, RunNotFoundError } from "./errors.js";
 import type { FlowCache } from "./flow-cache.js";
+import type { Handoff } from "./task-context.js";
 import { tasksForEffects, wakeTask } from "./task-kinds.js";
 
 export interface Advanced {
@@ -36,11 +44,27 @@ export async function advanceRun(
   runId: string,
   inputs: readonly NewRunEvent[],
   now: Millis,
+  /** Claim the tasks it enqueues for this worker, up to the handoff's free slots. */
+  handoff?: Handoff,
 ): Promise<Advanced> {
-  const run = await lockRun(tx, runId);
+  const completing = handoff?.completion;
+  let run: Run | undefined;
+  if (completing) {
+    // The finishing task's deletion rides on the run's lock: one round trip.
+    handoff.completion = undefined;
+    const locked = await lockRunCompletingTask(tx, runId, completing);
+    if (!locked.completed) throw new LeaseLostError(completing.taskId);
+    run = locked.run;
+  } else {
+    run = await lockRun(tx, runId);
+  }
   if (!run) throw new RunNotFoundError(runId);
   const version = await flows.get(tx, run.flowVersionId);
-  const history = await loadEvents(tx, runId);
+  const cached = handoff?.events?.prefix(runId, run.lastSeq) ?? [];
+  const history =
+    cached.length === run.lastSeq && cached.length > 0
+      ? [...cached]
+      : [...cached, ...(await loadEvents(tx, runId, cached.length))];
   let seq = history.at(-1)?.seq ?? 0;
   const numbered: RunEvent[] = [];
   for (const input of inputs) {
@@ -62,12 +86,6 @@ export async function advanceRun(
   }
   const tasks = tasksForEffects(runId, decision.state.runAttempt, decision.effects);
   if (decision.wakeAt !== undefined) tasks.push(wakeTask(runId, decision.wakeAt));
-  if (appended.length > 0) {
-    await appendEvents(tx, runId, appended);
-    await updateRunProjection(tx, runId, decision.state, seq, new Date(now));
-    await upsertSteps(tx, runId, changedSteps(run, decision));
-    await tx.notify(CHANNELS.runs, runId);
-  }
   if (
     TERMINAL_RUN_STATUSES.includes(decision.state.status) &&
     !TERMINAL_RUN_STATUSES.includes(run.status)
@@ -75,7 +93,50 @@ export async function advanceRun(
     // Timers of a finished run (step deadlines, the run's timeout) have nothing left to do.
     await deletePendingTimers(tx, runId);
   }
-  await enqueueTasks(tx, tasks);
+  const limit = handoff ? handoff.claim.limit - handoff.claimed.length : 0;
+  const enqueue = prepareEnqueue(tasks, {
+    ...(handoff && limit > 0 ? { claim: { ...handoff.claim, limit } } : {}),
+    ...(handoff?.announceWithinMs !== undefined
+      ? { announceWithinMs: handoff.announceWithinMs }
+      : {}),
+  });
+  let inserted: DbTask[] = [];
+  if (appended.length > 0) {
+    // Events, projections and tasks: one statement.
+    const recorded = await recordDecision(
+      tx,
+      runId,
+      {
+        events: appended,
+        state: decision.state,
+        lastSeq: seq,
+        now: new Date(now),
+        steps: changedSteps(run, decision),
+      },
+      tasks.length > 0 ? enqueue : undefined,
+    );
+    inserted = recorded.inserted;
+    // On Postgres, tell watchers only (a NOTIFY costs every listening session of the
+    // database a transaction); PGlite's notifications are in-process and free.
+    if (recorded.watched || tx.kind !== "postgres") await tx.notify(CHANNELS.runs, runId);
+  } else if (tasks.length > 0) {
+    inserted = (await tx.query<DbTask>(enqueue.insert(1), enqueue.params)).rows;
+  }
+  const { claimed } = await enqueue.finish(tx, inserted);
+  if (handoff?.events) {
+    const events = handoff.events;
+    const all = [...history, ...appended];
+    const finished = TERMINAL_RUN_STATUSES.includes(decision.state.status);
+    handoff.afterCommit.push(() => events.remember(runId, all, finished));
+  }
+  for (const task of claimed) {
+    if (task.kind !== "execute") continue;
+    // Enqueued by this very decision: its attempt is current if the state says it runs.
+    const effect = task.payload as unknown as ExecuteStep;
+    const step = decision.state.steps[effect.step];
+    task.stepCurrent = step?.status === "running" && step.attempt === effect.attempt;
+  }
+  handoff?.claimed.push(...claimed);
   return { run, version, history, appended, decision };
 }
 

@@ -27,7 +27,8 @@ export async function executeTask(ctx: TaskContext, task: Task): Promise<void> {
   const effect = task.payload as unknown as ExecuteStep;
   const runId = task.runId ?? "";
   const current = () => isAttemptCurrent(ctx, runId, effect.step, effect.attempt);
-  if (!(await current())) {
+  // Claimed on enqueue or by `claimDueTasks`, the task already says (saves a query).
+  if (!(task.stepCurrent ?? (await current()))) {
     // Cancelled, timed out or already reported: nothing to run.
     await finishTask(ctx, task, () => Promise.resolve());
     return;
@@ -43,27 +44,33 @@ export async function executeTask(ctx: TaskContext, task: Task): Promise<void> {
     ...(effect.deadline !== undefined ? { deadline: effect.deadline } : {}),
     stillCurrent: current,
   });
-  await finishTask(ctx, task, async (tx) => {
-    const now = ctx.now();
-    await advanceRun(
-      tx,
-      ctx.flows,
-      runId,
-      [
-        {
-          type: "attempt.finished",
-          at: now,
-          step: effect.step,
-          attempt: effect.attempt,
-          outcome: outcome.outcome,
-          outputs: outcome.outputs,
-          ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-          ...(outcome.retryable !== undefined ? { retryable: outcome.retryable } : {}),
-        },
-      ],
-      now,
-    );
-  });
+  await finishTask(
+    ctx,
+    task,
+    async (tx, handoff) => {
+      const now = ctx.now();
+      await advanceRun(
+        tx,
+        ctx.flows,
+        runId,
+        [
+          {
+            type: "attempt.finished",
+            at: now,
+            step: effect.step,
+            attempt: effect.attempt,
+            outcome: outcome.outcome,
+            outputs: outcome.outputs,
+            ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+            ...(outcome.retryable !== undefined ? { retryable: outcome.retryable } : {}),
+          },
+        ],
+        now,
+        handoff,
+      );
+    },
+    { foldCompletion: true },
+  );
 }
 
 export async function compensateTask(ctx: TaskContext, task: Task): Promise<void> {
@@ -86,24 +93,30 @@ export async function compensateTask(ctx: TaskContext, task: Task): Promise<void
     env: effect.env,
     stillCurrent: current,
   });
-  await finishTask(ctx, task, async (tx) => {
-    const now = ctx.now();
-    await advanceRun(
-      tx,
-      ctx.flows,
-      runId,
-      [
-        {
-          type: "compensation.finished",
-          at: now,
-          step: effect.step,
-          outcome: outcome.outcome,
-          ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-        },
-      ],
-      now,
-    );
-  });
+  await finishTask(
+    ctx,
+    task,
+    async (tx, handoff) => {
+      const now = ctx.now();
+      await advanceRun(
+        tx,
+        ctx.flows,
+        runId,
+        [
+          {
+            type: "compensation.finished",
+            at: now,
+            step: effect.step,
+            outcome: outcome.outcome,
+            ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+          },
+        ],
+        now,
+        handoff,
+      );
+    },
+    { foldCompletion: true },
+  );
 }
 
 async function isAttemptCurrent(

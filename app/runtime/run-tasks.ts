@@ -28,9 +28,14 @@ import { finishTask } from "./task-context.js";
 
 /** A timer fired: decide again. */
 export async function advanceTask(ctx: TaskContext, task: Task): Promise<void> {
-  await finishTask(ctx, task, async (tx) => {
-    await advanceRun(tx, ctx.flows, task.runId ?? "", [], ctx.now());
-  });
+  await finishTask(
+    ctx,
+    task,
+    async (tx, handoff) => {
+      await advanceRun(tx, ctx.flows, task.runId ?? "", [], ctx.now(), handoff);
+    },
+    { foldCompletion: true },
+  );
 }
 
 /** Stop a running attempt here if it runs here, and tell every other process. */
@@ -219,7 +224,7 @@ export async function cancelSubRunTask(ctx: TaskContext, task: Task): Promise<vo
 export async function runEndedTask(ctx: TaskContext, task: Task): Promise<void> {
   const effect = task.payload as unknown as RunEnded;
   const runId = task.runId ?? "";
-  await finishTask(ctx, task, async (tx) => {
+  await finishTask(ctx, task, async (tx, handoff) => {
     const now = ctx.now();
     if (effect.concurrencyGroup !== undefined)
       await admitNextInGroup(tx, ctx.flows, effect.concurrencyGroup, now);
@@ -248,6 +253,7 @@ export async function runEndedTask(ctx: TaskContext, task: Task): Promise<void> 
           },
         ],
         now,
+        handoff,
       );
     }
   });

@@ -14,9 +14,10 @@ import { unavailableLocally } from "../runner/executor.js";
 import type { Database } from "../store/database.js";
 import { CHANNELS, PG_ERRORS, pgErrorCode } from "../store/database.js";
 import type { Task } from "../store/model.js";
-import { claimTasks, nextTaskTime, releaseTasks, retryTaskLater } from "../store/tasks.js";
+import { claimDueTasks, releaseTasks, retryTaskLater } from "../store/tasks.js";
 import { LeaseLostError } from "./errors.js";
 import { compensateTask, executeTask } from "./execute-step.js";
+import { EventCache } from "./event-cache.js";
 import { FlowCache } from "./flow-cache.js";
 import type { Logger } from "./log.js";
 import { stderrLogger } from "./log.js";
@@ -34,7 +35,7 @@ import {
   RunningAttempts,
   ShutdownError,
 } from "./running-attempts.js";
-import type { Executors, TaskContext } from "./task-context.js";
+import type { Executors, LocalSlots, TaskContext } from "./task-context.js";
 import type { TaskKind } from "./task-kinds.js";
 
 export interface RuntimeOptions {
@@ -111,9 +112,16 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     workerId,
     leaseMs,
     now: options.now ?? Date.now,
+    events: new EventCache(),
+    maxIdleMs,
   };
   const handlers: Record<string, TaskHandler | undefined> = { ...HANDLERS, ...options.handlers };
   const inFlight = new Map<number, Promise<void>>();
+  /** Tasks in flight whose slot is already counted in `reserved` (they are finishing). */
+  const finishing = new Set<number>();
+  let reserved = 0;
+  /** Tasks given back while stopping (handed over too late to start). */
+  const releasing = new Set<Promise<unknown>>();
   let stopping = false;
   let wake: (() => void) | undefined;
   const wakeUp = () => {
@@ -121,7 +129,64 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     wake = undefined;
     resolve?.();
   };
+  /**
+   * Whether due tasks may be waiting in the queue: a generation number, set by a
+   * notification, by a claim that filled every slot, or while every slot is taken;
+   * cleared by a claim that found fewer than it asked for and started after it was set.
+   * Only then does a finished task wake the loop: one loop pass per step at most.
+   */
+  let backlog: number | undefined = 0;
+  let generation = 0;
+  const markBacklog = () => {
+    generation += 1;
+    backlog = generation;
+  };
   const unlisten: (() => Promise<void>)[] = [];
+
+  const start = (task: Task): void => {
+    const running = handle(task).finally(() => {
+      inFlight.delete(task.id);
+      finishing.delete(task.id);
+      if (backlog !== undefined) wakeUp();
+    });
+    inFlight.set(task.id, running);
+  };
+
+  const slots: LocalSlots = {
+    reserve(task) {
+      if (stopping) return 0;
+      if (inFlight.has(task.id) && !finishing.has(task.id)) finishing.add(task.id);
+      const free = concurrency - (inFlight.size - finishing.size) - reserved;
+      const n = Math.max(0, free);
+      reserved += n;
+      return n;
+    },
+    settle(finished, count, tasks) {
+      reserved -= count;
+      // Its slot counts as taken again until its handler returns (a moment, or a retry).
+      finishing.delete(finished.id);
+      if (tasks.length === 0) return;
+      if (stopping) {
+        // Too late to start: give them back at once (their lease would free them anyway).
+        const ids = tasks.map((task) => task.id);
+        const release = db
+          .transaction((tx) => releaseTasks(tx, ids, workerId))
+          .catch((error: unknown) => log.error("could not release tasks", { error }))
+          .finally(() => releasing.delete(release));
+        releasing.add(release);
+        return;
+      }
+      for (const task of tasks) start(task);
+    },
+    get backlog() {
+      return backlog;
+    },
+    claimed(seen, limit, got) {
+      if (got >= limit) markBacklog();
+      else if (backlog === seen) backlog = undefined;
+    },
+  };
+  ctx.slots = slots;
 
   const handle = async (task: Task): Promise<void> => {
     const handler = handlers[task.kind];
@@ -165,7 +230,12 @@ export function startRuntime(options: RuntimeOptions): Runtime {
 
   const loop = async (): Promise<void> => {
     try {
-      unlisten.push(await db.listen(CHANNELS.tasks, wakeUp));
+      unlisten.push(
+        await db.listen(CHANNELS.tasks, () => {
+          markBacklog();
+          wakeUp();
+        }),
+      );
       unlisten.push(
         await db.listen(CHANNELS.cancel, (key) => {
           if (key !== "") ctx.running.abort(key, new AttemptCancelledError());
@@ -177,25 +247,22 @@ export function startRuntime(options: RuntimeOptions): Runtime {
       log.error("could not listen for notifications; polling instead", { error });
     }
     while (!stopping) {
-      const free = concurrency - inFlight.size;
-      let claimed = 0;
+      const free = concurrency - (inFlight.size - finishing.size) - reserved;
       let delay = maxIdleMs;
       // Listen before looking, so that a task enqueued in between still wakes us.
       const sleeping = new Promise<void>((resolve) => (wake = resolve));
       try {
         if (free > 0) {
-          const tasks = await claimTasks(db, { workerId, limit: free, leaseMs });
-          claimed = tasks.length;
-          for (const task of tasks) {
-            const running = handle(task).finally(() => {
-              inFlight.delete(task.id);
-              wakeUp();
-            });
-            inFlight.set(task.id, running);
-          }
-          if (claimed === free) continue; // there may be more
-          const next = await nextTaskTime(db);
-          if (next) delay = Math.min(maxIdleMs, Math.max(10, next.getTime() - Date.now()));
+          const seen = backlog ?? generation;
+          const { tasks, nextAt } = await claimDueTasks(db, { workerId, limit: free, leaseMs });
+          slots.claimed(seen, free, tasks.length);
+          for (const task of tasks) start(task);
+          if (tasks.length === free) continue; // there may be more
+          if (nextAt) delay = Math.min(maxIdleMs, Math.max(10, nextAt.getTime() - Date.now()));
+        } else {
+          // Every slot is taken: whatever is due waits for one, and the first task to
+          // finish wakes us to look.
+          markBacklog();
         }
       } catch (error: unknown) {
         log.error("could not claim tasks; trying again in 1 s", { error });
@@ -235,6 +302,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
           .catch((error: unknown) => log.error("could not release tasks", { error }));
       }
       clearTimeout(timer);
+      while (releasing.size > 0) await Promise.allSettled([...releasing]);
       for (const off of unlisten) await off().catch(() => undefined);
       if (signalHandler) {
         process.off("SIGTERM", signalHandler);

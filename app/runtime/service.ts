@@ -315,9 +315,12 @@ export class BatonService {
   async waitForRun(runRef: string, options: WaitOptions = {}): Promise<RunDetails> {
     const run = await this.resolveRun(runRef);
     let poke: (() => void) | undefined;
-    const unlisten = await this.#db.listen(CHANNELS.runs, (payload) => {
-      if (payload === "" || payload === run.id) poke?.();
-    });
+    // Watch (or listen) before reading, so that no change in between goes unseen.
+    const unlisten = this.#db.watchRun
+      ? await this.#db.watchRun(run.id, () => poke?.())
+      : await this.#db.listen(CHANNELS.runs, (payload) => {
+          if (payload === "" || payload === run.id) poke?.();
+        });
     try {
       let lastSeq = -1;
       for (;;) {

@@ -11,7 +11,7 @@
  * - compensate:       run a step's `compensate` action.
  * - request-approval: tell approvers (a no-op in local mode: they use `baton approve`).
  * - run-ended:        free the run's concurrency group (admit the next queued run) and
- *                     report to the parent run.
+ *                     report to the parent run; not enqueued when the run has neither.
  *
  * Every task key is unique while the task exists, so repeating a decision's effects never
  * doubles the work.
@@ -36,25 +36,33 @@ export function tasksForEffects(
   runAttempt: number,
   effects: readonly Effect[],
 ): NewTask[] {
-  return effects.map((effect): NewTask => {
-    const payload = effect as unknown as NewTask["payload"];
-    switch (effect.type) {
-      case "execute":
-        return { kind: "execute", runId, key: effect.key, payload };
-      case "cancel":
-        return { kind: "cancel", runId, key: `${effect.key}/cancel`, payload };
-      case "start-sub-run":
-        return { kind: "start-sub-run", runId, key: effect.key, payload };
-      case "cancel-sub-run":
-        return { kind: "cancel-sub-run", runId, key: `${effect.key}/cancel-sub-run`, payload };
-      case "compensate":
-        return { kind: "compensate", runId, key: effect.key, payload };
-      case "request-approval":
-        return { kind: "request-approval", runId, key: `${effect.key}/request-approval`, payload };
-      case "run-ended":
-        return { kind: "run-ended", runId, key: `${runId}/run-ended/${runAttempt}`, payload };
-    }
+  return effects.flatMap((effect): NewTask[] => {
+    const task = taskForEffect(runId, runAttempt, effect);
+    return task ? [task] : [];
   });
+}
+
+function taskForEffect(runId: string, runAttempt: number, effect: Effect): NewTask | undefined {
+  const payload = effect as unknown as NewTask["payload"];
+  switch (effect.type) {
+    case "execute":
+      return { kind: "execute", runId, key: effect.key, payload };
+    case "cancel":
+      return { kind: "cancel", runId, key: `${effect.key}/cancel`, payload };
+    case "start-sub-run":
+      return { kind: "start-sub-run", runId, key: effect.key, payload };
+    case "cancel-sub-run":
+      return { kind: "cancel-sub-run", runId, key: `${effect.key}/cancel-sub-run`, payload };
+    case "compensate":
+      return { kind: "compensate", runId, key: effect.key, payload };
+    case "request-approval":
+      return { kind: "request-approval", runId, key: `${effect.key}/request-approval`, payload };
+    case "run-ended":
+      // Nothing to do without a concurrency group to free or a parent to report to:
+      // no task (it would cost a claim and a transaction per run for nothing).
+      if (effect.concurrencyGroup === undefined && effect.parent === undefined) return undefined;
+      return { kind: "run-ended", runId, key: `${runId}/run-ended/${runAttempt}`, payload };
+  }
 }
 
 /** A timer: decide again for `runId` at `at`. One per run and moment. */

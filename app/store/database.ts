@@ -19,6 +19,11 @@ export interface Queryable {
 }
 
 export interface Transaction extends Queryable {
+  /**
+   * The backend, when the transaction says (wrappers may not). On Postgres a run's change
+   * is announced only to watchers (`watchRun`); elsewhere always.
+   */
+  readonly kind?: "postgres" | "pglite";
   /** Several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
   /**
@@ -50,7 +55,21 @@ export interface Database extends Queryable {
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Call `onNotify` for every notification on `channel` until the returned function is called. */
   listen(channel: NotifyChannel, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Call `onChange` when run `runId` changes (a notification on `CHANNELS.runs`; an empty
+   * payload after a reconnection) until the returned function is called. On Postgres the
+   * watch is also registered in the database (a shared advisory lock held by the LISTEN
+   * connection, `runWatchLockKey`), so that a decision notifies only runs someone watches;
+   * the registration waits for a decision in progress to commit, so none is missed.
+   * Without it (a wrapper), use `listen` on `CHANNELS.runs`.
+   */
+  watchRun?(runId: string, onChange: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+/** The text whose `hashtextextended(…, 0)` is the advisory lock key of watching run `runId`. */
+export function runWatchLockKey(runId: string): string {
+  return `baton:watch:${runId}`;
 }
 
 /** Postgres error codes the runtime treats specially. */

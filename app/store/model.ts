@@ -78,6 +78,11 @@ export interface Task {
   lockedBy?: string;
   lockedUntil?: Date;
   lastError?: string;
+  /**
+   * For an `execute` task claimed by `claimDueTasks`: whether its attempt was still
+   * running when claimed. A hint read in the claim's snapshot (saves a query), not a lock.
+   */
+  stepCurrent?: boolean;
 }
 
 export interface NewTask {

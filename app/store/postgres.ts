@@ -4,6 +4,7 @@
  */
 import pg from "pg";
 import type { Database, NotifyChannel, QueryResult, Transaction } from "./database.js";
+import { CHANNELS, runWatchLockKey } from "./database.js";
 
 /** int8 (bigint) as a JS number: our counters and sequences stay far below 2^53. */
 const parseInt8 = (value: string): number => Number(value);
@@ -45,7 +46,11 @@ export function openPostgres(options: PostgresOptions): Database {
       let broken: unknown;
       try {
         await client.query("BEGIN");
+        // Notifications are sent with the COMMIT, in one round trip (NOTIFY is delivered
+        // at commit anyway): `SELECT pg_notify(…); COMMIT` as one simple query.
+        const notifications = new Set<string>();
         const tx: Transaction = {
+          kind: "postgres",
           async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
             const result = await client.query(sql, params as unknown[] | undefined);
             return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
@@ -53,12 +58,15 @@ export function openPostgres(options: PostgresOptions): Database {
           async exec(sql: string): Promise<void> {
             await client.query(sql);
           },
-          async notify(channel: NotifyChannel, payload: string): Promise<void> {
-            await client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+          notify(channel: NotifyChannel, payload: string): Promise<void> {
+            notifications.add(
+              `SELECT pg_notify(${client.escapeLiteral(channel)}, ${client.escapeLiteral(payload)});`,
+            );
+            return Promise.resolve();
           },
         };
         const value = await fn(tx);
-        await client.query("COMMIT");
+        await client.query(`${[...notifications].join(" ")} COMMIT`);
         return value;
       } catch (error: unknown) {
         try {
@@ -73,6 +81,21 @@ export function openPostgres(options: PostgresOptions): Database {
       }
     },
     listen: (channel, onNotify) => listener.listen(channel, onNotify),
+    async watchRun(runId, onChange) {
+      const unlisten = await listener.listen(CHANNELS.runs, (payload) => {
+        if (payload === "" || payload === runId) onChange();
+      });
+      try {
+        await listener.watch(runId);
+      } catch (error: unknown) {
+        await unlisten();
+        throw error;
+      }
+      return async () => {
+        await listener.unwatch(runId);
+        await unlisten();
+      };
+    },
     async close(): Promise<void> {
       await listener.close();
       await pool.end();
@@ -91,6 +114,8 @@ class Listener {
   #handlers = new Map<string, Set<(payload: string) => void>>();
   #closed = false;
   #retry: NodeJS.Timeout | undefined;
+  /** Runs watched (see Database.watchRun), with how many watchers each. */
+  #watched = new Map<string, number>();
 
   constructor(
     private readonly connectionString: string,
@@ -121,6 +146,37 @@ class Listener {
     };
   }
 
+  /** Register a watch of `runId`: a shared advisory lock held by this session. */
+  async watch(runId: string): Promise<void> {
+    const count = this.#watched.get(runId) ?? 0;
+    this.#watched.set(runId, count + 1);
+    if (count > 0) return;
+    try {
+      const client = await this.#connect();
+      await client.query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))", [
+        runWatchLockKey(runId),
+      ]);
+    } catch (error: unknown) {
+      this.#watched.delete(runId);
+      throw error;
+    }
+  }
+
+  async unwatch(runId: string): Promise<void> {
+    const count = this.#watched.get(runId) ?? 0;
+    if (count > 1) {
+      this.#watched.set(runId, count - 1);
+      return;
+    }
+    this.#watched.delete(runId);
+    if (this.#client && !this.#closed)
+      await this.#client
+        .query("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", [
+          runWatchLockKey(runId),
+        ])
+        .catch(() => undefined);
+  }
+
   #connect(): Promise<pg.Client> {
     if (this.#client) return Promise.resolve(this.#client);
     this.#connecting ??= (async () => {
@@ -133,6 +189,11 @@ class Listener {
       client.on("end", () => this.#lost(client, new Error("LISTEN connection ended")));
       await client.connect();
       for (const channel of this.#handlers.keys()) await client.query(`LISTEN ${channel}`);
+      // A new session holds no locks: register the watches again.
+      for (const runId of this.#watched.keys())
+        await client.query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))", [
+          runWatchLockKey(runId),
+        ]);
       this.#client = client;
       return client;
     })().finally(() => {

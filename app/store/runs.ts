@@ -71,6 +71,32 @@ export async function lockRun(tx: Queryable, id: string): Promise<Run | undefine
   return row ? toRun(row) : undefined;
 }
 
+/**
+ * `completeTask` and `lockRun` in one statement (one round trip): delete the finished
+ * task if this worker still holds it, and lock the run's row. `completed` is false when
+ * the task was lost (the caller must roll back); the run is undefined when it is gone.
+ */
+export async function lockRunCompletingTask(
+  tx: Queryable,
+  id: string,
+  task: { taskId: number; workerId: string },
+): Promise<{ run: Run | undefined; completed: boolean }> {
+  const result = await tx.query<DbRun & { task_completed: number }>(
+    `WITH done AS (DELETE FROM tasks WHERE id = $2 AND locked_by = $3 RETURNING id)
+     SELECT r.*, (SELECT count(*)::int FROM done) AS task_completed
+       FROM runs AS r WHERE r.id = $1 FOR UPDATE OF r`,
+    [id, task.taskId, task.workerId],
+  );
+  const row = result.rows[0];
+  if (!row) {
+    // No run: say whether the task was deleted all the same (a row left was not ours).
+    const check = await tx.query("SELECT 1 FROM tasks WHERE id = $1", [task.taskId]);
+    return { run: undefined, completed: check.rows.length === 0 };
+  }
+  const { task_completed: completed, ...run } = row;
+  return { run: toRun(run), completed: completed > 0 };
+}
+
 export async function getRunById(db: Queryable, id: string): Promise<Run | undefined> {
   const result = await db.query<DbRun>("SELECT * FROM runs WHERE id = $1", [id]);
   const row = result.rows[0];

@@ -13,26 +13,103 @@ import type { DbTask } from "./rows.js";
  * (on commit) with the earliest run_at. Returns how many were inserted.
  */
 export async function enqueueTasks(tx: Transaction, tasks: readonly NewTask[]): Promise<number> {
-  if (tasks.length === 0) return 0;
+  const { inserted } = await enqueueAndClaimTasks(tx, tasks);
+  return inserted;
+}
+
+/** Claim some of the tasks being enqueued for this worker (see `enqueueAndClaimTasks`). */
+export interface ClaimOnEnqueue {
+  workerId: string;
+  leaseMs: number;
+  /** At most this many tasks are claimed. */
+  limit: number;
+}
+
+/**
+ * Insert tasks like `enqueueTasks`, and insert up to `claim.limit` of those due now
+ * already claimed by `claim.workerId` (locked_by, a lease, attempts 1), for the caller to
+ * hand straight to its own loop once the transaction commits: no claim query and no
+ * notification for those (nor, with `announceWithinMs`, for tasks due much later). If that worker dies, the lease expires and any worker takes
+ * them over, exactly as for a claimed task. Notifies only when an unclaimed task was
+ * inserted. Returns the claimed tasks (inserted ones only: a duplicate key is skipped).
+ */
+export async function enqueueAndClaimTasks(
+  tx: Transaction,
+  tasks: readonly NewTask[],
+  options: EnqueueOptions = {},
+): Promise<{ inserted: number; claimed: Task[] }> {
+  if (tasks.length === 0) return { inserted: 0, claimed: [] };
+  const prepared = prepareEnqueue(tasks, options);
+  const result = await tx.query<DbTask>(prepared.insert(1), prepared.params);
+  return prepared.finish(tx, result.rows);
+}
+
+export interface EnqueueOptions {
+  claim?: ClaimOnEnqueue;
+  /**
+   * Notify only for unclaimed tasks due within this many ms: a caller that looks at the
+   * queue at least this often (and every other worker too) needs no notification for
+   * later ones. (Default: notify for every task)
+   */
+  announceWithinMs?: number;
+}
+
+/** An enqueue as an INSERT … RETURNING * that another statement may embed (a CTE). */
+export interface PreparedEnqueue {
+  /** The INSERT, its three parameters numbered from `first`. */
+  insert(first: number): string;
+  params: unknown[];
+  /** With the rows the INSERT returned: notify if needed; the inserted count and claimed tasks. */
+  finish(
+    tx: Transaction,
+    inserted: readonly DbTask[],
+  ): Promise<{ inserted: number; claimed: Task[] }>;
+}
+
+export function prepareEnqueue(
+  tasks: readonly NewTask[],
+  options: EnqueueOptions = {},
+): PreparedEnqueue {
+  const { claim } = options;
   const now = Date.now();
-  const rows = tasks.map((task) => ({
-    kind: task.kind,
-    run_id: task.runId ?? null,
-    key: task.key ?? null,
-    payload: task.payload ?? {},
-    run_at: task.runAt?.getTime() ?? now,
-  }));
-  const result = await tx.query(
-    `INSERT INTO tasks (kind, run_id, key, payload, run_at)
-     SELECT t.kind, t.run_id, t.key, t.payload, to_timestamp(t.run_at / 1000.0)
-       FROM jsonb_to_recordset($1::jsonb) AS t(kind text, run_id text, key text, payload jsonb, run_at double precision)
-     ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING`,
-    [JSON.stringify(rows)],
-  );
-  if (result.rowCount > 0) {
-    await tx.notify(CHANNELS.tasks, String(Math.min(...rows.map((row) => row.run_at))));
-  }
-  return result.rowCount;
+  let claimable = claim?.limit ?? 0;
+  const rows = tasks.map((task) => {
+    const due = task.runAt === undefined || task.runAt.getTime() <= now;
+    const claimed = due && claimable > 0;
+    if (claimed) claimable -= 1;
+    return {
+      kind: task.kind,
+      run_id: task.runId ?? null,
+      key: task.key ?? null,
+      payload: task.payload ?? {},
+      run_at: task.runAt?.getTime() ?? now,
+      claimed,
+    };
+  });
+  const horizon = now + (options.announceWithinMs ?? Number.POSITIVE_INFINITY);
+  return {
+    insert: (first) =>
+      `INSERT INTO tasks (kind, run_id, key, payload, run_at, locked_by, locked_until, attempts)
+       SELECT t.kind, t.run_id, t.key, t.payload, to_timestamp(t.run_at / 1000.0),
+              CASE WHEN t.claimed THEN $${first + 1}::text END,
+              CASE WHEN t.claimed THEN clock_timestamp() + $${first + 2} * interval '1 millisecond' END,
+              CASE WHEN t.claimed THEN 1 ELSE 0 END
+         FROM jsonb_to_recordset($${first}::jsonb)
+           AS t(kind text, run_id text, key text, payload jsonb, run_at double precision, claimed boolean)
+       ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
+       RETURNING *`,
+    params: [JSON.stringify(rows), claim?.workerId ?? null, claim?.leaseMs ?? 0],
+    async finish(tx, inserted) {
+      const claimed = claim
+        ? inserted.filter((row) => row.locked_by === claim.workerId).map(toTask)
+        : [];
+      const announced = inserted
+        .filter((row) => row.locked_by === null && row.run_at.getTime() <= horizon)
+        .map((row) => row.run_at.getTime());
+      if (announced.length > 0) await tx.notify(CHANNELS.tasks, String(Math.min(...announced)));
+      return { inserted: inserted.length, claimed };
+    },
+  };
 }
 
 export interface ClaimOptions {
@@ -73,6 +150,62 @@ export async function claimTasks(db: Queryable, options: ClaimOptions): Promise<
   return result.rows
     .map(toTask)
     .sort((a, b) => a.runAt.getTime() - b.runAt.getTime() || a.id - b.id);
+}
+
+/**
+ * `claimTasks` and `nextTaskTime` in one statement (one round trip, one commit): claim
+ * due tasks and, when fewer than `limit` were due, the moment the next one becomes
+ * claimable (the tasks just claimed excluded). For `execute` tasks it also says whether
+ * the attempt was still running (the steps projection) when claimed, in `stepCurrent`.
+ */
+export async function claimDueTasks(
+  db: Queryable,
+  options: ClaimOptions,
+): Promise<{ tasks: Task[]; nextAt?: Date }> {
+  const result = await db.query<
+    Omit<DbTask, "id"> & { id: number | null; step_current: boolean | null; next_at: Date | null }
+  >(
+    `WITH picked AS (
+       SELECT id FROM tasks
+        WHERE run_at <= clock_timestamp()
+          AND (locked_until IS NULL OR locked_until < clock_timestamp())
+          AND ($3::text[] IS NULL OR kind = ANY ($3::text[]))
+        ORDER BY run_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+     ), claimed AS (
+       UPDATE tasks AS t
+          SET locked_by = $1,
+              locked_until = clock_timestamp() + $4 * interval '1 millisecond',
+              attempts = t.attempts + 1
+         FROM picked
+        WHERE t.id = picked.id
+       RETURNING t.*
+     )
+     SELECT c.*,
+            CASE WHEN c.kind = 'execute' THEN EXISTS (
+              SELECT 1 FROM steps s
+               WHERE s.run_id = c.run_id AND s.step = c.payload ->> 'step'
+                 AND s.status = 'running' AND s.attempt = (c.payload ->> 'attempt')::integer
+            ) END AS step_current,
+            CASE WHEN (SELECT count(*) FROM picked) < $2 THEN (
+              SELECT min(CASE WHEN locked_until IS NOT NULL AND locked_until > run_at THEN locked_until ELSE run_at END)
+                FROM tasks WHERE id NOT IN (SELECT id FROM picked)
+            ) END AS next_at
+       FROM (VALUES (1)) AS one (x) LEFT JOIN claimed AS c ON true`,
+    [options.workerId, options.limit, options.kinds ?? null, options.leaseMs],
+  );
+  const tasks: Task[] = [];
+  let nextAt: Date | undefined;
+  for (const row of result.rows) {
+    nextAt ??= row.next_at ?? undefined;
+    if (row.id === null) continue;
+    const task = toTask({ ...row, id: row.id });
+    if (row.step_current !== null) task.stepCurrent = row.step_current;
+    tasks.push(task);
+  }
+  tasks.sort((a, b) => a.runAt.getTime() - b.runAt.getTime() || a.id - b.id);
+  return { tasks, ...(nextAt !== undefined ? { nextAt } : {}) };
 }
 
 /**

@@ -18,8 +18,10 @@ import { openPglite } from "../../app/store/pglite.js";
 import { openPostgres } from "../../app/store/postgres.js";
 import { allocateRunNumber, insertRun } from "../../app/store/runs.js";
 import {
+  claimDueTasks,
   claimTasks,
   completeTask,
+  enqueueAndClaimTasks,
   enqueueTasks,
   nextTaskTime,
   releaseTasks,
@@ -197,6 +199,74 @@ for (const backend of BACKENDS) {
       const [again] = await claimTasks(t.db, { workerId: "other", limit: 1, leaseMs: 60_000 });
       assert.equal(again?.id, task.id);
       assert.equal(again.attempts, 1);
+    });
+
+    it("claims tasks on enqueue for their worker; another takes them over when the lease expires", async () => {
+      const heard: string[] = [];
+      const unlisten = await t.db.listen(CHANNELS.tasks, (payload) => heard.push(payload));
+      try {
+        const { inserted, claimed } = await t.db.transaction((tx) =>
+          enqueueAndClaimTasks(
+            tx,
+            [
+              { kind: "execute", key: "follow-up-1" },
+              { kind: "execute", key: "follow-up-2" },
+              { kind: "advance", key: "later", runAt: new Date(Date.now() + 3_600_000) },
+            ],
+            { claim: { workerId: "finisher", leaseMs: 300, limit: 1 }, announceWithinMs: 30_000 },
+          ),
+        );
+        assert.equal(inserted, 3);
+        assert.deepEqual(
+          claimed.map((task) => [task.key, task.lockedBy, task.attempts]),
+          [["follow-up-1", "finisher", 1]],
+        );
+        // The unclaimed, due task is announced; the one claimed and the far timer are not.
+        for (let i = 0; i < 50 && heard.length === 0; i++) await sleep(20);
+        assert.equal(heard.length, 1);
+        const other = await claimDueTasks(t.db, { workerId: "other", limit: 5, leaseMs: 60_000 });
+        assert.deepEqual(
+          other.tasks.map((task) => task.key),
+          ["follow-up-2"],
+        );
+        // The next claimable moment: the claimed task's lease end, well before the timer.
+        assert.ok(other.nextAt && other.nextAt.getTime() < Date.now() + 1000);
+        await sleep(450);
+        // The finisher died: its lease expired, and another worker takes the task over.
+        const [takenOver] = (
+          await claimDueTasks(t.db, { workerId: "other", limit: 5, leaseMs: 60_000 })
+        ).tasks;
+        assert.ok(takenOver);
+        assert.equal(takenOver.id, claimed[0]?.id);
+        assert.equal(takenOver.attempts, 2);
+        assert.equal(
+          await t.db.transaction((tx) => completeTask(tx, takenOver.id, "finisher")),
+          false,
+        );
+        assert.equal(await t.db.transaction((tx) => completeTask(tx, takenOver.id, "other")), true);
+      } finally {
+        await unlisten();
+      }
+    });
+
+    it("claims and says when the next task is due, in one statement", async () => {
+      const runAt = new Date(Date.now() + 60_000);
+      await t.db.transaction((tx) =>
+        enqueueTasks(tx, [
+          { kind: "advance", key: "now" },
+          { kind: "advance", key: "soon", runAt },
+        ]),
+      );
+      const first = await claimDueTasks(t.db, { workerId: "w", limit: 1, leaseMs: 60_000 });
+      assert.deepEqual(
+        first.tasks.map((task) => task.key),
+        ["now"],
+      );
+      // It filled its limit: there may be more, and it does not look further.
+      assert.equal(first.nextAt, undefined);
+      const second = await claimDueTasks(t.db, { workerId: "w", limit: 1, leaseMs: 60_000 });
+      assert.equal(second.tasks.length, 0);
+      assert.equal(second.nextAt?.getTime(), runAt.getTime());
     });
 
     it("notifies listeners when an enqueuing transaction commits, not when it rolls back", async () => {
