@@ -77,6 +77,8 @@ export interface ProcessDeliveriesOptions {
   log?: Logger;
   /** The clock. (Default: Date.now) */
   now?: () => number;
+  /** Claim nothing more once aborted; the delivery in hand is finished. (Default: none) */
+  signal?: AbortSignal;
 }
 
 export interface ProcessDeliveriesResult {
@@ -122,6 +124,7 @@ export async function processDeliveries(
   };
 
   for (let handled = 0; handled < (options.limit ?? 100); handled++) {
+    if (options.signal?.aborted) break;
     const at = now();
     const delivery = await claimDelivery(store, workerId, new Date(at), new Date(at + leaseMs));
     if (!delivery) break;
@@ -245,6 +248,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   const pollMs = options.pollMs ?? 2000;
   const workerId = options.workerId ?? defaultWorkerId();
   let stopped = false;
+  const stopping = new AbortController();
   let kicked = false;
   let wake: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -254,7 +258,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       kicked = false;
       let sleepMs = pollMs;
       try {
-        await processDeliveries({ ...options, workerId, log });
+        await processDeliveries({ ...options, workerId, log, signal: stopping.signal });
         const due = await nextDeliveryDue(options.store);
         if (due) sleepMs = Math.max(0, Math.min(pollMs, due.getTime() - now()));
       } catch (error: unknown) {
@@ -280,6 +284,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     },
     async stop() {
       stopped = true;
+      stopping.abort();
       wake?.();
       await running;
     },

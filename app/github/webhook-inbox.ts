@@ -12,6 +12,13 @@
  *   claimed delivery id and event and the reason, never the body;
  * - 503 when the database refuses the write: GitHub then shows the delivery as failed,
  *   and it can be redelivered (by hand, or by the recovery that issue 4 adds).
+ *
+ * Why not Probot's own webhook middleware (`createNodeMiddleware`): it verifies and then
+ * runs the handlers inside the request, answering when they finish (or 202 "still
+ * processing" after 9 s), and stores nothing, so a crash or a slow handler loses the
+ * delivery. The app mounts this inbox at the same path instead; a delivery handler can
+ * still hand the stored delivery to `probot.receive({ id, name, payload })` to reuse
+ * Probot's Context and authenticated Octokit.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../runtime/log.js";

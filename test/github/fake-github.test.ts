@@ -548,6 +548,11 @@ describe("the fake GitHub", () => {
       assert.equal((await rawCall(probe, "GET", "/repos/acme/w")).status, 401);
       const token = await installationToken(probe, 1);
       assert.equal((await rawCall(probe, "GET", "/repos/acme/w", undefined, token)).status, 200);
+      // GitHub Enterprise Server's prefix (GHE_HOST/GHE_PROTOCOL point Probot at /api/v3).
+      assert.equal(
+        (await rawCall(probe, "GET", "/api/v3/repos/acme/w", undefined, token)).status,
+        200,
+      );
       assert.equal((await rawCall(probe, "GET", "/repos/other/x", undefined, token)).status, 404);
       // A JWT signed with another app's key.
       const foreign = new ProbotOctokit({

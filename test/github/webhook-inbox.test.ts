@@ -611,6 +611,52 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("a stopped worker finishes the delivery in hand and claims no more", async () => {
+      const inbox = await startInbox(store);
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const answer = await sendWebhook({
+            url: inbox.url,
+            secret: SECRET,
+            event: "deployment",
+            payload: webhookExample("deployment", "created"),
+          });
+          ids.push(answer.deliveryId);
+        }
+        let started!: () => void;
+        const firstStarted = new Promise<void>((resolve) => (started = resolve));
+        const handled: string[] = [];
+        const worker = startDeliveryWorker({
+          store,
+          log: silentLogger,
+          handlers: {
+            deployment: async (delivery) => {
+              started();
+              await sleep(300);
+              handled.push(delivery.id);
+            },
+          },
+        });
+        await firstStarted;
+        await worker.stop();
+        assert.equal(handled.length, 1, "only the delivery in hand was finished");
+        const statuses = await Promise.all(
+          ids.map(async (id) => (await getDelivery(store, id))?.status),
+        );
+        assert.deepEqual(statuses.sort(), ["pending", "pending", "processed"]);
+        // Another worker takes the rest.
+        const rest = await processDeliveries({
+          store,
+          handlers: { deployment: () => Promise.resolve() },
+          log: silentLogger,
+        });
+        assert.equal(rest.processed, 2);
+      } finally {
+        await inbox.close();
+      }
+    });
+
     test("two workers draining 40 deliveries at once process each exactly once", async () => {
       const inbox = await startInbox(store);
       try {
