@@ -174,6 +174,16 @@ export async function processDeliveries(
         result.lost += 1;
         continue;
       }
+      if (commitState.value === "committed") {
+        // Its writes and the mark committed together: the delivery is done and is not
+        // retried (that would repeat the writes). What failed after must not be lost.
+        log.error("webhook handler failed after its commit; the delivery stays processed", {
+          ...fields,
+          error,
+        });
+        result.processed += 1;
+        continue;
+      }
       const permanent = error instanceof PermanentDeliveryError;
       const giveUp = permanent || delivery.attempts >= retry.maxAttempts;
       const retryAt = giveUp ? undefined : new Date(now() + retryDelayMs(retry, delivery.attempts));

@@ -524,6 +524,37 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("a handler that fails after its commit leaves the delivery processed, and says so", async () => {
+      const inbox = await startInbox(store);
+      try {
+        const answer = await sendWebhook({
+          url: inbox.url,
+          secret: SECRET,
+          event: "label",
+          payload: webhookExample("label", "created"),
+        });
+        const errors: string[] = [];
+        const log = { ...silentLogger, error: (message: string) => void errors.push(message) };
+        const result = await processDeliveries({
+          store,
+          log,
+          handlers: {
+            label: async (delivery, ctx) => {
+              await ctx.commit((tx) =>
+                tx.query("INSERT INTO handler_writes (delivery_id) VALUES ($1)", [delivery.id]),
+              );
+              throw new Error("GitHub was down for the follow-up call");
+            },
+          },
+        });
+        assert.deepEqual([result.processed, result.retried, result.lost], [1, 0, 0]);
+        assert.equal((await getDelivery(store, answer.deliveryId))?.status, "processed");
+        assert.match(errors.join("\n"), /failed after its commit/);
+      } finally {
+        await inbox.close();
+      }
+    });
+
     test("an event with no handler is marked ignored, not retried", async () => {
       const inbox = await startInbox(store);
       try {
