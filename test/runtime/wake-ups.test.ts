@@ -9,6 +9,7 @@ import type { Runtime } from "../../app/runtime/runtime.js";
 import { startRuntime } from "../../app/runtime/runtime.js";
 import { BatonService } from "../../app/runtime/service.js";
 import type { Database } from "../../app/store/database.js";
+import { CHANNELS } from "../../app/store/database.js";
 import type { TestDatabase } from "../helpers/db.js";
 import { BACKENDS, createTestDatabase } from "../helpers/db.js";
 import { flowFile, testLogger, writeFlows } from "../helpers/flows.js";
@@ -68,6 +69,33 @@ for (const backend of BACKENDS) {
       const done = await service.waitForRun(started.runId, { pollMs: 60_000 });
       assert.equal(done.run.status, "success");
       assert.ok(Date.now() - began < 3000, `took ${Date.now() - began} ms`);
+    });
+
+    it("announces a run's changes to its watchers; on Postgres to nobody else", async () => {
+      const heard: string[] = [];
+      const unlisten = await t.db.listen(CHANNELS.runs, (payload) => heard.push(payload));
+      try {
+        const unwatched = await service.startRun({
+          flowFile: await flowFile(dir, "quick.yml"),
+          actor: "test",
+        });
+        for (let i = 0; i < 150; i++) {
+          if ((await service.getRun(unwatched.runId)).run.status === "success") break;
+          await sleep(20);
+        }
+        await sleep(100);
+        // PGlite's notifications are in-process and free: it sends them all.
+        assert.equal(heard.includes(unwatched.runId), backend === "pglite");
+        const watched = await service.startRun({
+          flowFile: await flowFile(dir, "quick.yml"),
+          actor: "test",
+        });
+        const done = await service.waitForRun(watched.runId, { pollMs: 60_000 });
+        assert.equal(done.run.status, "success");
+        assert.ok(heard.includes(watched.runId));
+      } finally {
+        await unlisten();
+      }
     });
 
     it("wakes up for a timer when it is due", async () => {
