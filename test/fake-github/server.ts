@@ -335,10 +335,20 @@ export class FakeGitHub {
     this.#repo(fullName).issues.add(number);
   }
 
-  /** A pull request from `headBranch` (which must exist) into the default branch. */
+  /**
+   * A pull request from `headBranch` (which must exist here) into the default branch.
+   * `fromFork` names the head repository of a pull request from a fork; its commits are
+   * kept in this repository's objects (a shortcut: only the labels differ).
+   */
   addPullRequest(
     fullName: string,
-    options: { number: number; headBranch: string; user: string; title?: string },
+    options: {
+      number: number;
+      headBranch: string;
+      user: string;
+      title?: string;
+      fromFork?: string;
+    },
   ): FakePullRequest {
     const repo = this.#repo(fullName);
     const pull: FakePullRequest = {
@@ -347,7 +357,7 @@ export class FakeGitHub {
       head: {
         ref: options.headBranch,
         sha: this.head(fullName, options.headBranch),
-        repoFullName: fullName,
+        repoFullName: options.fromFork ?? fullName,
       },
       base: { ref: repo.defaultBranch, sha: this.head(fullName) },
       user: options.user,
@@ -869,6 +879,73 @@ export class FakeGitHub {
           created_at: comment.created_at,
           updated_at: comment.created_at,
         },
+      };
+    },
+
+    "pulls/get": ({ params }) => {
+      const repo = this.#repoFor(params);
+      const pull = repo.pulls.get(Number(params.pull_number));
+      if (!pull) throw notFound();
+      const fullName = `${repo.owner}/${repo.name}`;
+      const base = this.#repositoryJson(repo);
+      const fork = pull.head.repoFullName.toLowerCase() !== fullName.toLowerCase();
+      return {
+        status: 200,
+        body: {
+          id: pull.number + 500_000,
+          number: pull.number,
+          state: pull.state,
+          title: pull.title,
+          draft: false,
+          merged: false,
+          user: { login: pull.user, type: "User" },
+          html_url: `${this.#url}/${fullName}/pull/${pull.number}`,
+          url: `${this.#url}/repos/${fullName}/pulls/${pull.number}`,
+          head: {
+            label: `${pull.head.repoFullName.split("/")[0]}:${pull.head.ref}`,
+            ref: pull.head.ref,
+            sha: pull.head.sha,
+            repo: fork
+              ? {
+                  ...base,
+                  id: repo.id + 1, // a stand-in id for the fork
+                  name: pull.head.repoFullName.split("/")[1],
+                  full_name: pull.head.repoFullName,
+                  owner: { login: pull.head.repoFullName.split("/")[0], type: "User" },
+                  fork: true,
+                }
+              : { ...base },
+          },
+          base: {
+            label: `${repo.owner}:${pull.base.ref}`,
+            ref: pull.base.ref,
+            sha: pull.base.sha,
+            repo: base,
+          },
+        },
+      };
+    },
+
+    "pulls/list-reviews": ({ params, query }) => {
+      const repo = this.#repoFor(params);
+      const number = Number(params.pull_number);
+      if (!repo.pulls.has(number)) throw notFound();
+      const perPage = Math.min(100, Number(query.get("per_page") ?? 30));
+      const page = Math.max(1, Number(query.get("page") ?? 1));
+      const reviews = repo.reviews.filter((r) => r.pull_number === number);
+      return {
+        status: 200,
+        body: reviews.slice((page - 1) * perPage, page * perPage).map((r) => ({
+          id: r.id,
+          node_id: `PRR_${r.id}`,
+          user: { login: r.user, type: "User" },
+          body: "",
+          state: r.state,
+          commit_id: r.commit_id,
+          submitted_at: new Date(this.#now()).toISOString(),
+          html_url: `${this.#url}/${repo.owner}/${repo.name}/pull/${number}#pullrequestreview-${r.id}`,
+          author_association: "COLLABORATOR",
+        })),
       };
     },
 
