@@ -28,25 +28,10 @@ export async function loadEvents(db: Queryable, runId: string, afterSeq = 0): Pr
   return result.rows.map((row) => row.data);
 }
 
-/** Whether an attempt's outcome is already recorded (a repeated execution is then only recognised). */
-export async function attemptFinished(
-  db: Queryable,
-  runId: string,
-  step: string,
-  attempt: number,
-): Promise<boolean> {
-  const result = await db.query(
-    `SELECT 1 FROM run_events
-      WHERE run_id = $1 AND type = 'attempt.finished' AND data ->> 'step' = $2 AND (data ->> 'attempt')::integer = $3`,
-    [runId, step, attempt],
-  );
-  return result.rows.length > 0;
-}
-
 /**
  * A decision's writes in one statement (one round trip): append its numbered events, store
  * the run's state projection (runs) and the steps that changed (steps). The caller holds
- * the run's lock. The same writes as `appendEvents`, `updateRunProjection` and `upsertSteps`.
+ * the run's lock.
  */
 export async function recordDecision(
   tx: Queryable,

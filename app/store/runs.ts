@@ -1,5 +1,5 @@
 /** The runs table: numbering, creation, locking, the state projection and lookups. */
-import type { Json, RunState, RunStatus } from "../engine/types.js";
+import type { Json, RunStatus } from "../engine/types.js";
 import type { Queryable } from "./database.js";
 import type { Run } from "./model.js";
 import { toRun } from "./model.js";
@@ -164,22 +164,6 @@ export async function listRuns(db: Queryable, filter: RunFilter = {}): Promise<R
     [filter.flow ?? null, statuses, filter.repository ?? null, filter.limit ?? 20],
   );
   return result.rows.map(toRun);
-}
-
-/** Store the state the engine computed, in the transaction that appended the events. */
-export async function updateRunProjection(
-  tx: Queryable,
-  id: string,
-  state: RunState,
-  lastSeq: number,
-  now: Date,
-): Promise<void> {
-  await tx.query(
-    `UPDATE runs SET status = $2, state = $3::jsonb, last_seq = $4, updated_at = $5,
-                     finished_at = CASE WHEN $2 IN ('success', 'failure', 'cancelled') THEN coalesce(finished_at, $5) ELSE NULL END
-      WHERE id = $1`,
-    [id, state.status, JSON.stringify(state), lastSeq, now],
-  );
 }
 
 /**
