@@ -60,3 +60,15 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** A flow that waits for the signal `go` and passes its payload on (through env, never pasted into the script). */
+export const SIGNAL_FLOW = `
+steps:
+  hold:
+    wait: { signal: go }
+  after:
+    needs: hold
+    env: { GOT: "\${{ steps.hold.outputs.payload }}" }
+    run: echo "got=$GOT" >> "$BATON_OUTPUT"
+    outputs: [got]
+`;

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { baton, startBaton, waitFor } from "./baton-process.js";
+import { baton, SIGNAL_FLOW, startBaton, waitFor } from "./baton-process.js";
 
 interface RunJson {
   id: string;
@@ -41,17 +41,6 @@ steps:
   ship:
     needs: gate
     run: echo "shipped \${{ steps.build.outputs.artifact }} approved by \${{ steps.gate.outputs.approvers }}"
-`;
-
-const SIGNAL_FLOW = `
-steps:
-  hold:
-    wait: { signal: go }
-  after:
-    needs: hold
-    env: { GOT: "\${{ steps.hold.outputs.payload }}" }
-    run: echo "got=$GOT" >> "$BATON_OUTPUT"
-    outputs: [got]
 `;
 
 const SLOW_FLOW = `

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createPgliteDataDir, createPostgresDatabase } from "../helpers/db.js";
-import { baton, startBaton, waitFor } from "./baton-process.js";
+import { baton, SIGNAL_FLOW, startBaton, waitFor } from "./baton-process.js";
 
 interface RunJson {
   id: string;
@@ -32,17 +32,6 @@ steps:
       test -e "$MARKER" || { echo "not yet" >&2; exit 1; }
       echo "deployed=$BUILD" >> "$BATON_OUTPUT"
     outputs: [deployed]
-`;
-
-const SIGNAL_FLOW = `
-steps:
-  hold:
-    wait: { signal: go }
-  after:
-    needs: hold
-    env: { GOT: "\${{ steps.hold.outputs.payload }}" }
-    run: echo "got=$GOT" >> "$BATON_OUTPUT"
-    outputs: [got]
 `;
 
 describe("baton retry", () => {
