@@ -123,39 +123,11 @@ export interface ClaimOptions {
 }
 
 /**
- * Claim due tasks: unlocked, or whose lease has expired (their worker died or stalled).
- * SKIP LOCKED lets concurrent claimers pass over each other's rows instead of waiting.
- * `attempts` counts claims, so a task that keeps killing its worker is visible.
- */
-export async function claimTasks(db: Queryable, options: ClaimOptions): Promise<Task[]> {
-  const result = await db.query<DbTask>(
-    `WITH picked AS (
-       SELECT id FROM tasks
-        WHERE run_at <= clock_timestamp()
-          AND (locked_until IS NULL OR locked_until < clock_timestamp())
-          AND ($3::text[] IS NULL OR kind = ANY ($3::text[]))
-        ORDER BY run_at, id
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED
-     )
-     UPDATE tasks AS t
-        SET locked_by = $1,
-            locked_until = clock_timestamp() + $4 * interval '1 millisecond',
-            attempts = t.attempts + 1
-       FROM picked
-      WHERE t.id = picked.id
-     RETURNING t.*`,
-    [options.workerId, options.limit, options.kinds ?? null, options.leaseMs],
-  );
-  return result.rows
-    .map(toTask)
-    .sort((a, b) => a.runAt.getTime() - b.runAt.getTime() || a.id - b.id);
-}
-
-/**
- * `claimTasks` and `nextTaskTime` in one statement (one round trip, one commit): claim
- * due tasks and, when fewer than `limit` were due, the moment the next one becomes
- * claimable (the tasks just claimed excluded). For `execute` tasks it also says whether
+ * In one statement (one round trip, one commit): claim due tasks, oldest first, with
+ * `FOR UPDATE SKIP LOCKED` and a lease (`attempts` counts claims, so a task that keeps
+ * killing its worker is visible); and, when fewer than `limit` were due, the moment the
+ * next one becomes claimable (its run_at, or its lease's end; the tasks just claimed
+ * excluded). For `execute` tasks it also says whether
  * the attempt was still running (the steps projection) when claimed, in `stepCurrent`.
  */
 export async function claimDueTasks(
@@ -206,18 +178,6 @@ export async function claimDueTasks(
   }
   tasks.sort((a, b) => a.runAt.getTime() - b.runAt.getTime() || a.id - b.id);
   return { tasks, ...(nextAt !== undefined ? { nextAt } : {}) };
-}
-
-/**
- * The moment the next task becomes claimable (its run_at, or its lease's end), or
- * undefined when there is no task at all. Workers sleep until then (or a notification).
- */
-export async function nextTaskTime(db: Queryable): Promise<Date | undefined> {
-  const result = await db.query<{ at: Date | null }>(
-    `SELECT min(CASE WHEN locked_until IS NOT NULL AND locked_until > run_at THEN locked_until ELSE run_at END) AS at
-       FROM tasks`,
-  );
-  return result.rows[0]?.at ?? undefined;
 }
 
 /** Extend a claim. False when the lease was lost (expired and taken over): stop working on it. */

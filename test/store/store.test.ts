@@ -19,11 +19,9 @@ import { openPostgres } from "../../app/store/postgres.js";
 import { allocateRunNumber, insertRun } from "../../app/store/runs.js";
 import {
   claimDueTasks,
-  claimTasks,
   completeTask,
   enqueueAndClaimTasks,
   enqueueTasks,
-  nextTaskTime,
   releaseTasks,
   renewLease,
 } from "../../app/store/tasks.js";
@@ -151,7 +149,7 @@ for (const backend of BACKENDS) {
       const claimed: number[] = [];
       const claimer = async (workerId: string) => {
         for (;;) {
-          const tasks = await claimTasks(t.db, { workerId, limit: 7, leaseMs: 60_000 });
+          const tasks = (await claimDueTasks(t.db, { workerId, limit: 7, leaseMs: 60_000 })).tasks;
           if (tasks.length === 0) return;
           claimed.push(...tasks.map((task) => task.id));
         }
@@ -163,16 +161,19 @@ for (const backend of BACKENDS) {
 
     it("lets another worker take over a task whose lease expired, and not before", async () => {
       await t.db.transaction((tx) => enqueueTasks(tx, [{ kind: "execute", key: "lease" }]));
-      const [task] = await claimTasks(t.db, { workerId: "dead", limit: 1, leaseMs: 300 });
+      const [task] = (await claimDueTasks(t.db, { workerId: "dead", limit: 1, leaseMs: 300 }))
+        .tasks;
       assert.ok(task);
       assert.equal(task.attempts, 1);
       assert.equal(
-        (await claimTasks(t.db, { workerId: "alive", limit: 1, leaseMs: 300 })).length,
+        (await claimDueTasks(t.db, { workerId: "alive", limit: 1, leaseMs: 300 })).tasks.length,
         0,
       );
       assert.ok(await renewLease(t.db, task.id, "dead", 300));
       await sleep(450);
-      const [takenOver] = await claimTasks(t.db, { workerId: "alive", limit: 1, leaseMs: 60_000 });
+      const [takenOver] = (
+        await claimDueTasks(t.db, { workerId: "alive", limit: 1, leaseMs: 60_000 })
+      ).tasks;
       assert.equal(takenOver?.id, task.id);
       assert.equal(takenOver.attempts, 2);
       // The old holder can neither renew nor complete it any more.
@@ -184,19 +185,25 @@ for (const backend of BACKENDS) {
     it("does not claim a timer before its run_at, and reports when it is due", async () => {
       const runAt = new Date(Date.now() + 600);
       await t.db.transaction((tx) => enqueueTasks(tx, [{ kind: "advance", key: "timer", runAt }]));
-      assert.equal((await claimTasks(t.db, { workerId: "w", limit: 10, leaseMs: 1000 })).length, 0);
-      const next = await nextTaskTime(t.db);
-      assert.equal(next?.getTime(), runAt.getTime());
+      const early = await claimDueTasks(t.db, { workerId: "w", limit: 10, leaseMs: 1000 });
+      assert.equal(early.tasks.length, 0);
+      assert.equal(early.nextAt?.getTime(), runAt.getTime());
       await sleep(runAt.getTime() - Date.now() + 50);
-      assert.equal((await claimTasks(t.db, { workerId: "w", limit: 10, leaseMs: 1000 })).length, 1);
+      assert.equal(
+        (await claimDueTasks(t.db, { workerId: "w", limit: 10, leaseMs: 1000 })).tasks.length,
+        1,
+      );
     });
 
     it("gives released tasks back at once", async () => {
       await t.db.transaction((tx) => enqueueTasks(tx, [{ kind: "advance", key: "release" }]));
-      const [task] = await claimTasks(t.db, { workerId: "stopping", limit: 1, leaseMs: 60_000 });
+      const [task] = (
+        await claimDueTasks(t.db, { workerId: "stopping", limit: 1, leaseMs: 60_000 })
+      ).tasks;
       assert.ok(task);
       assert.equal(await t.db.transaction((tx) => releaseTasks(tx, [task.id], "stopping")), 1);
-      const [again] = await claimTasks(t.db, { workerId: "other", limit: 1, leaseMs: 60_000 });
+      const [again] = (await claimDueTasks(t.db, { workerId: "other", limit: 1, leaseMs: 60_000 }))
+        .tasks;
       assert.equal(again?.id, task.id);
       assert.equal(again.attempts, 1);
     });
