@@ -21,6 +21,7 @@ import { TERMINAL_RUN_STATUSES } from "../engine/types.js";
 import type { Database } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import { loadEvents } from "../store/events.js";
+import type { NewFlowVersion } from "../store/flow-versions.js";
 import { getFlowVersion, saveFlowVersion } from "../store/flow-versions.js";
 import type { FlowVersion, Run, Step, StepLogChunk } from "../store/model.js";
 import {
@@ -115,7 +116,7 @@ export class BatonService {
   async startRun(request: StartRunRequest): Promise<StartedRun> {
     let version: FlowVersion | undefined;
     let warnings: Diagnostic[] = [];
-    let pending: Omit<FlowVersion, "id" | "createdAt"> | undefined;
+    let pending: NewFlowVersion | undefined;
     if ("versionId" in request.flowFile) {
       version = await getFlowVersion(this.#db, request.flowFile.versionId);
       if (!version) throw new FlowVersionNotFoundError(request.flowFile.versionId);

@@ -1,20 +1,12 @@
 /** Flow versions: stored once per (repository, path, sha), immutable afterwards. */
-import type { FlowDefinition } from "../engine/types.js";
 import type { Queryable } from "./database.js";
 import { uuidv7 } from "./ids.js";
 import type { FlowVersion } from "./model.js";
 import { toFlowVersion } from "./model.js";
 import type { DbFlowVersion } from "./rows.js";
 
-export interface NewFlowVersion {
-  sourceKind: "repository" | "local";
-  repository: string;
-  path: string;
-  sha: string;
-  name: string;
-  definition: FlowDefinition;
-  source: string;
-}
+/** A version before it is stored: the store gives it its id and creation time. */
+export type NewFlowVersion = Omit<FlowVersion, "id" | "createdAt">;
 
 /** Store a version, or return the one already stored for the same repository, path and sha. */
 export async function saveFlowVersion(
