@@ -54,16 +54,13 @@ export const runCommand: Command = async (args, io) => {
   const json = values.json === true || (values.text !== true && io.stdout.isTTY !== true);
 
   // On the embedded database with nobody else running, this process must execute the run.
+  // (When a Baton process already holds it, `connect` returns that process's API instead.)
   const embedded = !io.env.DATABASE_URL && !io.env.BATON_URL;
-  let session = await connect(io, { actor: values.as, host: values.wait === true });
-  if (!session.hosted && embedded && session.api.executesRuns) {
-    await session.close();
-    session = await connect(io, { actor: values.as, host: true });
-    if (!values.wait && !json) {
-      io.stderr.write(
-        "No Baton process is running: executing the run here (start `baton serve` to run flows in the background).\n",
-      );
-    }
+  const session = await connect(io, { actor: values.as, host: values.wait === true || embedded });
+  if (session.hosted && !values.wait && !json) {
+    io.stderr.write(
+      "No Baton process is running: executing the run here (start `baton serve` to run flows in the background).\n",
+    );
   }
   const stop = () =>
     void session.close().then(() => {
