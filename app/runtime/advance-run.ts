@@ -26,7 +26,7 @@ import { deletePendingTimers, prepareEnqueue } from "../store/tasks.js";
 import { LeaseLostError, RunNotFoundError } from "./errors.js";
 import type { FlowCache } from "./flow-cache.js";
 import type { Handoff } from "./task-context.js";
-import { tasksForEffects, wakeTask } from "./task-kinds.js";
+import { syncCheckRunTask, tasksForEffects, wakeTask } from "./task-kinds.js";
 
 export interface Advanced {
   run: Run;
@@ -86,6 +86,7 @@ export async function advanceRun(
   }
   const tasks = tasksForEffects(runId, decision.state.runAttempt, decision.effects);
   if (decision.wakeAt !== undefined) tasks.push(wakeTask(runId, decision.wakeAt));
+  if (run.github && appended.length > 0) tasks.push(syncCheckRunTask(runId, now));
   if (
     TERMINAL_RUN_STATUSES.includes(decision.state.status) &&
     !TERMINAL_RUN_STATUSES.includes(run.status)

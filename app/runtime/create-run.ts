@@ -13,7 +13,7 @@ import { concurrencyOf } from "../engine/index.js";
 import type { Json, Millis, NewRunEvent, RunMeta, Trigger } from "../engine/types.js";
 import type { Transaction } from "../store/database.js";
 import { uuidv7 } from "../store/ids.js";
-import type { FlowVersion } from "../store/model.js";
+import type { FlowVersion, RunGitHub } from "../store/model.js";
 import {
   allocateRunNumber,
   insertRun,
@@ -33,6 +33,8 @@ export interface CreateRunRequest {
   trigger: Trigger;
   parent?: { runId: string; step: string; attempt: number };
   url?: string;
+  /** For a repository's flow: where GitHub shows the run (its check run) and who acts for it. */
+  github?: RunGitHub;
 }
 
 export async function createRun(
@@ -47,7 +49,9 @@ export async function createRun(
   const meta: RunMeta = {
     id,
     number,
-    sha: version.sha,
+    // The commit the run is about: a pull request's head for runs it started (the flow
+    // itself stays pinned to its version's commit).
+    sha: request.github?.headSha ?? version.sha,
     repository: version.repository,
     actor: request.actor,
     ...(request.url !== undefined ? { url: request.url } : {}),
@@ -110,6 +114,7 @@ export async function createRun(
     triggerEvent: request.trigger.event,
     inputs: request.inputs,
     createdAt: new Date(now),
+    ...(request.github ? { github: request.github } : {}),
   });
   const created: NewRunEvent = {
     type: "run.created",

@@ -15,5 +15,5 @@ export type {
 export * from "./errors.js";
 export { finishTask } from "./task-context.js";
 export type { Executors, TaskContext } from "./task-context.js";
-export { TASK_KINDS, type TaskKind } from "./task-kinds.js";
+export { TASK_KINDS, SYNC_CHECK_RUN, type TaskKind } from "./task-kinds.js";
 export { silentLogger, stderrLogger, type Logger } from "./log.js";

@@ -61,7 +61,7 @@ export interface RuntimeOptions {
    * renders check-run buttons). A handler must delete its task with `finishTask`.
    * (Default: the local handlers)
    */
-  handlers?: Partial<Record<TaskKind, TaskHandler>>;
+  handlers?: Partial<Record<TaskKind, TaskHandler>> & Record<string, TaskHandler>;
 }
 
 export type TaskHandler = (ctx: TaskContext, task: Task) => Promise<void>;

@@ -18,12 +18,12 @@ import type {
   Trigger,
 } from "../engine/types.js";
 import { TERMINAL_RUN_STATUSES } from "../engine/types.js";
-import type { Database } from "../store/database.js";
+import type { Database, Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import { loadEvents } from "../store/events.js";
 import type { NewFlowVersion } from "../store/flow-versions.js";
 import { getFlowVersion, saveFlowVersion } from "../store/flow-versions.js";
-import type { FlowVersion, Run, Step, StepLogChunk } from "../store/model.js";
+import type { FlowVersion, Run, RunGitHub, Step, StepLogChunk } from "../store/model.js";
 import {
   findRunsByIdPrefix,
   findRunsByNumber,
@@ -59,6 +59,8 @@ export interface StartRunRequest {
   actor: string;
   /** (Default: { event: "manual", payload: {} }) */
   trigger?: Trigger;
+  /** For a repository's flow: where GitHub shows the run and who acts for it. */
+  github?: RunGitHub;
 }
 
 export interface StartedRun {
@@ -114,11 +116,19 @@ export class BatonService {
    * InvalidInputsError, ConcurrencyRejectedError (nothing stored), ConcurrencyGroupError.
    */
   async startRun(request: StartRunRequest): Promise<StartedRun> {
+    return this.#db.transaction((tx) => this.startRunIn(tx, request));
+  }
+
+  /**
+   * `startRun` in the caller's transaction: the run exists if and only if the caller's
+   * other writes commit (a webhook delivery marked processed, a schedule tick claimed).
+   */
+  async startRunIn(tx: Transaction, request: StartRunRequest): Promise<StartedRun> {
     let version: FlowVersion | undefined;
     let warnings: Diagnostic[] = [];
     let pending: NewFlowVersion | undefined;
     if ("versionId" in request.flowFile) {
-      version = await getFlowVersion(this.#db, request.flowFile.versionId);
+      version = await this.#flows.get(tx, request.flowFile.versionId);
       if (!version) throw new FlowVersionNotFoundError(request.flowFile.versionId);
     } else {
       const path = resolve(request.flowFile.path);
@@ -141,20 +151,19 @@ export class BatonService {
     const inputs = resolveInputs(definition, request.inputs ?? {});
     if (!inputs.ok) throw new InvalidInputsError(name, inputs.errors);
     const now = this.#now();
-    const advanced = await this.#db.transaction(async (tx) => {
-      const stored = version ?? (await saveFlowVersion(tx, pending as NonNullable<typeof pending>));
-      return createRun(
-        tx,
-        this.#flows,
-        {
-          version: stored,
-          inputs: inputs.inputs,
-          actor: request.actor,
-          trigger: request.trigger ?? { event: "manual", payload: {} },
-        },
-        now,
-      );
-    });
+    const stored = version ?? (await saveFlowVersion(tx, pending as NonNullable<typeof pending>));
+    const advanced = await createRun(
+      tx,
+      this.#flows,
+      {
+        version: stored,
+        inputs: inputs.inputs,
+        actor: request.actor,
+        trigger: request.trigger ?? { event: "manual", payload: {} },
+        ...(request.github ? { github: request.github } : {}),
+      },
+      now,
+    );
     const state = advanced.decision.state;
     return {
       runId: state.meta.id,

@@ -12,6 +12,10 @@
  * - request-approval: tell approvers (a no-op in local mode: they use `baton approve`).
  * - run-ended:        free the run's concurrency group (admit the next queued run) and
  *                     report to the parent run; not enqueued when the run has neither.
+ * - sync-check-run:   show a GitHub run's change on its check run. Enqueued by every
+ *                     change of a run that has a GitHub place (`Run.github`); one pending
+ *                     per run, so changes made while it waits are shown together. Its
+ *                     handler is the GitHub app's (app/github); the runtime has none.
  *
  * Every task key is unique while the task exists, so repeating a decision's effects never
  * doubles the work.
@@ -63,6 +67,18 @@ function taskForEffect(runId: string, runAttempt: number, effect: Effect): NewTa
       if (effect.concurrencyGroup === undefined && effect.parent === undefined) return undefined;
       return { kind: "run-ended", runId, key: `${runId}/run-ended/${runAttempt}`, payload };
   }
+}
+
+/** Show a GitHub run's latest state on its check run (coalesced: one pending per run). */
+export const SYNC_CHECK_RUN = "sync-check-run";
+export function syncCheckRunTask(runId: string, now: Millis): NewTask {
+  return {
+    kind: SYNC_CHECK_RUN,
+    runId,
+    key: `${runId}/${SYNC_CHECK_RUN}`,
+    runAt: new Date(now),
+    payload: {},
+  };
 }
 
 /** A timer: decide again for `runId` at `at`. One per run and moment. */

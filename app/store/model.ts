@@ -42,6 +42,19 @@ export interface Run {
   createdAt: Date;
   updatedAt: Date;
   finishedAt?: Date;
+  /** For runs of a repository's flow: where GitHub shows the run and who acts for it. */
+  github?: RunGitHub;
+}
+
+/** A run's place on GitHub. */
+export interface RunGitHub {
+  installationId: number;
+  /** The commit its check run is on: the pull request's head for runs a pull request started. */
+  headSha: string;
+  /** The pull request that started the run. */
+  pullRequest?: number;
+  /** The issue or pull request whose comment asked for the run (replies go there). */
+  issue?: number;
 }
 
 export interface Step {
@@ -137,6 +150,16 @@ export function toRun(row: DbRun): Run {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     ...(row.finished_at !== null ? { finishedAt: row.finished_at } : {}),
+    ...(row.installation_id !== null && row.head_sha !== null
+      ? {
+          github: {
+            installationId: Number(row.installation_id),
+            headSha: row.head_sha,
+            ...(row.pull_request !== null ? { pullRequest: row.pull_request } : {}),
+            ...(row.issue !== null ? { issue: row.issue } : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -35,6 +35,10 @@ export interface DbRun {
   created_at: Date;
   updated_at: Date;
   finished_at: Date | null;
+  installation_id: string | number | null;
+  head_sha: string | null;
+  pull_request: number | null;
+  issue: number | null;
 }
 
 export interface DbRunEvent {

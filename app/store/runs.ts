@@ -1,7 +1,7 @@
 /** The runs table: numbering, creation, locking, the state projection and lookups. */
 import type { Json, RunStatus } from "../engine/types.js";
 import type { Queryable } from "./database.js";
-import type { Run } from "./model.js";
+import type { Run, RunGitHub } from "./model.js";
 import { toRun } from "./model.js";
 import type { DbRun } from "./rows.js";
 
@@ -34,14 +34,16 @@ export interface NewRun {
   triggerEvent: string;
   inputs: Record<string, Json>;
   createdAt: Date;
+  github?: RunGitHub;
 }
 
 /** A new run starts `queued`; the first decision moves it on. */
 export async function insertRun(tx: Queryable, run: NewRun): Promise<void> {
   await tx.query(
     `INSERT INTO runs (id, flow_version_id, repository, flow, number, status, concurrency_group,
-                       parent_run_id, parent_step, parent_attempt, actor, trigger_event, inputs, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13)`,
+                       parent_run_id, parent_step, parent_attempt, actor, trigger_event, inputs, created_at, updated_at,
+                       installation_id, head_sha, pull_request, issue)
+     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13, $14, $15, $16, $17)`,
     [
       run.id,
       run.flowVersionId,
@@ -56,6 +58,10 @@ export async function insertRun(tx: Queryable, run: NewRun): Promise<void> {
       run.triggerEvent,
       JSON.stringify(run.inputs),
       run.createdAt,
+      run.github?.installationId ?? null,
+      run.github?.headSha ?? null,
+      run.github?.pullRequest ?? null,
+      run.github?.issue ?? null,
     ],
   );
 }
@@ -118,10 +124,13 @@ export async function findRunsByNumber(
   db: Queryable,
   flow: string,
   number: number,
+  /** Only runs of this repository (`owner/repo`, or `local`). */
+  repository?: string,
 ): Promise<Run[]> {
   const result = await db.query<DbRun>(
-    "SELECT * FROM runs WHERE flow = $1 AND number = $2 ORDER BY created_at",
-    [flow, number],
+    `SELECT * FROM runs WHERE flow = $1 AND number = $2 AND ($3::text IS NULL OR repository = $3)
+      ORDER BY created_at`,
+    [flow, number, repository ?? null],
   );
   return result.rows.map(toRun);
 }
