@@ -6,6 +6,7 @@
  * Row types are snake_case (`DbDelivery`); `Delivery` is what handlers see.
  */
 import type { Queryable } from "../store/database.js";
+import { CHANNELS } from "../store/database.js";
 
 export const DELIVERY_STATUSES = ["pending", "processed", "failed", "ignored"] as const;
 /**
@@ -82,12 +83,20 @@ export interface NewDelivery {
   payloadJson: string;
 }
 
-/** Store a delivery unless one with its id exists. Returns false for a redelivery. */
+/**
+ * Store a delivery unless one with its id exists. Returns false for a redelivery.
+ * On Postgres the same statement notifies `CHANNELS.deliveries`, waking the delivery
+ * workers of every process (PGlite has one process, whose inbox wakes its worker).
+ */
 export async function insertDelivery(db: Queryable, delivery: NewDelivery): Promise<boolean> {
   const result = await db.query(
-    `INSERT INTO github_deliveries (id, event, action, installation_id, hook_id, received_at, payload, run_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $6)
-     ON CONFLICT (id) DO NOTHING`,
+    `WITH stored AS (
+       INSERT INTO github_deliveries (id, event, action, installation_id, hook_id, received_at, payload, run_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $6)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id
+     )
+     SELECT pg_notify('${CHANNELS.deliveries}', id) FROM stored`,
     [
       delivery.id,
       delivery.event,

@@ -21,6 +21,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../runtime/log.js";
 import { stderrLogger } from "../runtime/log.js";
 import type { Database, Transaction } from "../store/database.js";
+import { CHANNELS } from "../store/database.js";
 import type { Delivery } from "./deliveries-sql.js";
 import { claimDelivery, failDelivery, finishDelivery, nextDeliveryDue } from "./deliveries-sql.js";
 import {
@@ -237,8 +238,8 @@ function describe(error: unknown): string {
 export interface DeliveryWorkerOptions extends ProcessDeliveriesOptions {
   /**
    * The longest sleep between looks at the inbox. A delivery stored by this process wakes
-   * the worker at once (`kick`); one stored by another process waits at most this long,
-   * until the store has a notification channel for deliveries. (Default: 2000 ms)
+   * the worker at once (`kick`), one stored by another process through a notification
+   * (Postgres); this is the fallback if a notification is lost. (Default: 30000 ms)
    */
   pollMs?: number;
 }
@@ -255,7 +256,7 @@ export interface DeliveryWorker {
 export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWorker {
   const log = options.log ?? stderrLogger;
   const now = options.now ?? Date.now;
-  const pollMs = options.pollMs ?? 2000;
+  const pollMs = options.pollMs ?? 30_000;
   const workerId = options.workerId ?? defaultWorkerId();
   let stopped = false;
   const stopping = new AbortController();
@@ -284,19 +285,27 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       wake = undefined;
     }
   };
+  const kick = (): void => {
+    kicked = true;
+    wake?.();
+  };
+  const listening = options.store.listen(CHANNELS.deliveries, kick).catch((error: unknown) => {
+    log.warn("cannot listen for stored deliveries; polling instead", { error });
+    return undefined;
+  });
   const running = loop();
 
   return {
     workerId,
-    kick() {
-      kicked = true;
-      wake?.();
-    },
+    kick,
     async stop() {
       stopped = true;
       stopping.abort();
       wake?.();
       await running;
+      await (
+        await listening
+      )?.();
     },
   };
 }

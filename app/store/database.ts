@@ -41,6 +41,8 @@ export const CHANNELS = {
   runs: "baton_runs",
   /** A step attempt must stop; the payload is its idempotency key. */
   cancel: "baton_cancel",
+  /** A webhook delivery was stored; the payload is its id (wake a delivery worker). */
+  deliveries: "baton_deliveries",
 } as const;
 export type NotifyChannel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
