@@ -64,6 +64,7 @@ const FALLBACK_EXAMPLES: Record<string, string> = {
   "flow.on.github.<event>.branches-ignore": "branches-ignore: ['dependabot/**']",
   "flow.on.github.<event>.paths": "paths: ['src/**']",
   "flow.on.github.<event>.paths-ignore": "paths-ignore: ['docs/**']",
+  "flow.on.schedule[].catch-up": "catch-up: none",
   "flow.steps.<id>.name": "name: Deploy to production",
   "flow.steps.<id>.continue-on-error": "continue-on-error: true",
   "flow.steps.<id>.shell": "shell: sh",

@@ -77,6 +77,14 @@ export const scheduleEntry = z
       .string()
       .default("UTC")
       .describe('An IANA time zone such as "Europe/Oslo". (Default: UTC)'),
+    "catch-up": z
+      .enum(["latest", "none", "all"])
+      .optional()
+      .describe(
+        "Ticks missed while no app process ran: `latest` starts one run for the latest missed " +
+          "tick, `none` skips them (a tick more than 5 minutes late is missed), `all` starts one " +
+          "run per missed tick, oldest first, at most the latest 100. (Default: latest)",
+      ),
   })
   .describe("One schedule. Each tick starts exactly one run, however many app processes run.");
 
