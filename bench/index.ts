@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other, printing a table each.
  *
- *   node dist/bench/index.js [validate] [throughput] [chain] [commits] [memory] [--quick]
+ *   node dist/bench/index.js [validate] [throughput] [chain] [commits] [memory] [webhooks] [--quick]
  *
  * Names pick parts (Default: all). `--quick` uses small sizes, to try changes; its figures
  * are not the ones to quote. The runtime parts need Postgres: DATABASE_URL is the admin
@@ -14,6 +14,7 @@ import type { Sizes } from "./runtime.js";
 import { FULL_SIZES, QUICK_SIZES, benchChain, benchCommits, benchThroughput } from "./runtime.js";
 import { benchValidate } from "./validate.js";
 import { benchWaitingRuns } from "./waiting-runs.js";
+import { benchWebhookAck } from "./webhooks.js";
 
 const PARTS: Record<string, (sizes: Sizes) => Promise<void>> = {
   validate: () => benchValidate(),
@@ -21,6 +22,7 @@ const PARTS: Record<string, (sizes: Sizes) => Promise<void>> = {
   chain: benchChain,
   commits: benchCommits,
   memory: benchWaitingRuns,
+  webhooks: benchWebhookAck,
 };
 
 const args = process.argv.slice(2);

@@ -42,6 +42,8 @@ export interface Sizes {
   commitRuns: number;
   waitingRuns: number;
   idleWindowMs: number;
+  /** Webhook deliveries sent at 200/s, per target (bench/webhooks.ts). */
+  webhookDeliveries: number;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -54,6 +56,7 @@ export const FULL_SIZES: Sizes = {
   commitRuns: 200,
   waitingRuns: 10_000,
   idleWindowMs: 5000,
+  webhookDeliveries: 2000,
 };
 
 export const QUICK_SIZES: Sizes = {
@@ -66,6 +69,7 @@ export const QUICK_SIZES: Sizes = {
   commitRuns: 20,
   waitingRuns: 500,
   idleWindowMs: 2000,
+  webhookDeliveries: 400,
 };
 
 const TERMINAL = "('success', 'failure', 'cancelled')";

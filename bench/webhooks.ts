@@ -1,0 +1,174 @@
+/**
+ * Webhook acknowledgement latency (issue 4): deliveries POSTed at a steady 200 per second
+ * (open loop: a slow answer does not slow the sender, as with GitHub), each a real
+ * `issues.labeled` example payload, signed. Latency is measured by the sender, from the
+ * request's start to the end of the answer. The inbox verifies the signature, stores the
+ * delivery and answers 202 — on PGlite and on Postgres — while a delivery worker drains
+ * the inbox in the same process, as in the app.
+ *
+ * Anchor, in the same run: a bare Node HTTP server that reads the body and answers 202
+ * (no verification, no database): the floor set by HTTP and the sender itself.
+ */
+import { createHmac, randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent, createServer, request as httpRequest, type RequestListener } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startDeliveryWorker } from "../app/github/process-deliveries.js";
+import { createWebhookInbox } from "../app/github/webhook-inbox.js";
+import { silentLogger } from "../app/runtime/log.js";
+import type { Database } from "../app/store/database.js";
+import { migrate } from "../app/store/migrate.js";
+import { openPglite } from "../app/store/pglite.js";
+import { openPostgres } from "../app/store/postgres.js";
+import { webhookExample } from "../test/fake-github/webhooks.js";
+import { withBenchDatabase } from "./bench-database.js";
+import type { Sizes } from "./runtime.js";
+import { fmt, percentile, printTable } from "./table.js";
+
+const RATE_PER_SECOND = 200;
+/** Deliveries sent before measuring (connections, JIT, caches); stored like the others. */
+const WARM_UP = 20;
+const SECRET = "bench secret";
+
+export async function benchWebhookAck(sizes: Sizes): Promise<void> {
+  const count = sizes.webhookDeliveries;
+  const body = JSON.stringify(webhookExample("issues", "labeled"));
+  const anchor = await measure(count, body, (request, response) => {
+    request.resume();
+    request.on("end", () => response.writeHead(202).end());
+  });
+  const pglite = await withPglite((store) => measureInbox(store, count, body));
+  const postgres = await withBenchDatabase({}, async (bench) => {
+    const store = openPostgres({ connectionString: bench.url, max: 10 });
+    try {
+      return await measureInbox(store, count, body);
+    } finally {
+      await store.close();
+    }
+  });
+  const aim = (p99: number) => ({ text: "p99 < 25 ms", met: p99 < 25 });
+  printTable(
+    `Webhook acknowledgement: ${fmt.int(count)} signed deliveries at ${RATE_PER_SECOND}/s (${fmt.int(body.length)} bytes each)`,
+    [
+      { label: "anchor: bare HTTP 202, p50 / p99", value: pair(anchor) },
+      { label: "inbox on PGlite, p50 / p99", value: pair(pglite), aim: aim(pglite.p99) },
+      { label: "inbox on Postgres, p50 / p99", value: pair(postgres), aim: aim(postgres.p99) },
+    ],
+    [
+      `non-202 answers: PGlite ${pglite.failed}, Postgres ${postgres.failed}; ` +
+        `stored: PGlite ${pglite.stored}, Postgres ${postgres.stored} of ${count + WARM_UP} sent (warm-up included)`,
+    ],
+  );
+}
+
+interface Latency {
+  p50: number;
+  p99: number;
+  failed: number;
+  stored: number;
+}
+
+function pair(latency: Latency): string {
+  return `${fmt.ms(latency.p50, 2)} / ${fmt.ms(latency.p99, 2)}`;
+}
+
+async function withPglite<T>(fn: (store: Database) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "baton-bench-webhooks-"));
+  const store = await openPglite(dir);
+  try {
+    await migrate(store);
+    return await fn(store);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function measureInbox(store: Database, count: number, body: string): Promise<Latency> {
+  // Deliveries of an event nobody handles are marked ignored: the worker's own cost.
+  const worker = startDeliveryWorker({ store, handlers: {}, log: silentLogger });
+  const inbox = createWebhookInbox({
+    store,
+    secret: SECRET,
+    log: silentLogger,
+    onStored: () => worker.kick(),
+  });
+  try {
+    const latency = await measure(count, body, (request, response) => {
+      void inbox(request, response);
+    });
+    const stored = await store.query<{ n: string | number }>(
+      "SELECT count(*) AS n FROM github_deliveries",
+    );
+    return { ...latency, stored: Number(stored.rows[0]?.n ?? 0) };
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** Send `count` deliveries at RATE_PER_SECOND to a server with `listener`; latencies in ms. */
+async function measure(count: number, body: string, listener: RequestListener): Promise<Latency> {
+  const server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const signature = `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`;
+  const latencies: number[] = [];
+  let failed = 0;
+  const send = (): Promise<void> =>
+    new Promise((resolve) => {
+      const started = performance.now();
+      const request = httpRequest(
+        {
+          host: "127.0.0.1",
+          port,
+          path: "/api/github/webhooks",
+          method: "POST",
+          agent,
+          headers: {
+            "content-type": "application/json",
+            "x-github-event": "issues",
+            "x-github-delivery": randomUUID(),
+            "x-hub-signature-256": signature,
+            "user-agent": "GitHub-Hookshot/bench",
+          },
+        },
+        (response) => {
+          response.resume();
+          response.on("end", () => {
+            latencies.push(performance.now() - started);
+            if (response.statusCode !== 202) failed += 1;
+            resolve();
+          });
+        },
+      );
+      request.on("error", () => {
+        failed += 1;
+        resolve();
+      });
+      request.end(body);
+    });
+  // Warm up (connections, JIT, the database's caches), not measured.
+  await Promise.all(Array.from({ length: WARM_UP }, send));
+  latencies.length = 0;
+  failed = 0;
+  const started = performance.now();
+  const sent: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = started + (i * 1000) / RATE_PER_SECOND;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    sent.push(send());
+  }
+  await Promise.all(sent);
+  agent.destroy();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    failed,
+    stored: count,
+  };
+}
