@@ -1,5 +1,5 @@
-// Migration 5: flows from repositories (issue 4): installed repositories, live flows and
-// their schedules.
+// Migration 5: flows from repositories (issue 4): installed repositories, live flows,
+// their schedules, and the drafts pull requests propose.
 export default /* sql */ `
 -- Repositories the app is installed on.
 CREATE TABLE github_repositories (
@@ -8,10 +8,15 @@ CREATE TABLE github_repositories (
   installation_id bigint NOT NULL,
   default_branch  text NOT NULL,
   live_sha        text,                      -- the default-branch commit whose flows are live
-  settings        jsonb NOT NULL DEFAULT '{}', -- .github/baton.yml at live_sha
+  -- When the branch head that live_sha came from was asked of GitHub. Deliveries arrive
+  -- and finish in any order; a load whose head was resolved earlier than the one that is
+  -- live is stale and is not applied.
+  live_resolved_at timestamptz,
+  settings        jsonb NOT NULL DEFAULT '{}', -- .github/baton.yml at live_sha (its last valid version)
   removed_at      timestamptz,               -- uninstalled: nothing triggers
   updated_at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX github_repositories_installation_idx ON github_repositories (installation_id);
 
 -- One live version per (repository, flow): the last valid one. A newer version that
 -- failed validation is recorded beside it, not made live.
@@ -41,4 +46,17 @@ CREATE TABLE flow_schedules (
   FOREIGN KEY (repository, flow) REFERENCES live_flows (repository, flow) ON DELETE CASCADE
 );
 CREATE INDEX flow_schedules_next_idx ON flow_schedules (next_at);
+
+-- Flows a pull request changes, per head commit: what its "Run draft" buttons and
+-- '/baton run <flow> --draft' comments run. version_id is null for a draft that failed
+-- validation (it cannot run).
+CREATE TABLE flow_drafts (
+  repository   text NOT NULL,
+  head_sha     text NOT NULL,
+  flow         text NOT NULL,
+  pull_request integer NOT NULL,
+  version_id   text REFERENCES flow_versions (id),
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (repository, head_sha, flow)
+);
 `;
