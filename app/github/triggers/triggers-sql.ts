@@ -1,0 +1,327 @@
+/**
+ * The SQL of triggers: live flows and schedules (tables written by the flow loader,
+ * migration 5), webhook-trigger secrets and refusals (migration 7). Only installed
+ * repositories (`removed_at IS NULL`) and flows with a valid live version trigger.
+ */
+import type { FlowDefinition } from "../../engine/types.js";
+import type { Queryable } from "../../store/database.js";
+
+export interface GitHubRepository {
+  repository: string;
+  installationId: number;
+  defaultBranch: string;
+  liveSha: string | undefined;
+}
+
+export interface LiveFlow {
+  repository: string;
+  /** The flow's name: its file name without `.yml`. */
+  flow: string;
+  versionId: string;
+  /** The commit the live version was read at. */
+  sha: string;
+  definition: FlowDefinition;
+}
+
+interface DbRepository {
+  repository: string;
+  installation_id: string | number;
+  default_branch: string;
+  live_sha: string | null;
+}
+
+interface DbLiveFlow {
+  repository: string;
+  flow: string;
+  version_id: string;
+  sha: string;
+  definition: FlowDefinition;
+}
+
+function toRepository(row: DbRepository): GitHubRepository {
+  return {
+    repository: row.repository,
+    installationId: Number(row.installation_id),
+    defaultBranch: row.default_branch,
+    liveSha: row.live_sha ?? undefined,
+  };
+}
+
+function toLiveFlow(row: DbLiveFlow): LiveFlow {
+  return {
+    repository: row.repository,
+    flow: row.flow,
+    versionId: row.version_id,
+    sha: row.sha,
+    definition: row.definition,
+  };
+}
+
+/** An installed repository (not removed). */
+export async function getInstalledRepository(
+  db: Queryable,
+  repository: string,
+): Promise<GitHubRepository | undefined> {
+  const result = await db.query<DbRepository>(
+    `SELECT repository, installation_id, default_branch, live_sha
+       FROM github_repositories WHERE repository = $1 AND removed_at IS NULL`,
+    [repository],
+  );
+  const row = result.rows[0];
+  return row ? toRepository(row) : undefined;
+}
+
+const LIVE_FLOWS = `
+  SELECT lf.repository, lf.flow, lf.version_id, fv.sha, fv.definition
+    FROM live_flows lf
+    JOIN github_repositories r ON r.repository = lf.repository AND r.removed_at IS NULL
+    JOIN flow_versions fv ON fv.id = lf.version_id`;
+
+/** The live flows of a repository that list `eventName` under `on.github`, by name. */
+export async function liveFlowsOnEvent(
+  db: Queryable,
+  repository: string,
+  eventName: string,
+): Promise<LiveFlow[]> {
+  const result = await db.query<DbLiveFlow>(
+    `${LIVE_FLOWS}
+      WHERE lf.repository = $1 AND jsonb_exists(fv.definition -> 'on' -> 'github', $2)
+      ORDER BY lf.flow`,
+    [repository, eventName],
+  );
+  return result.rows.map(toLiveFlow);
+}
+
+export async function getLiveFlow(
+  db: Queryable,
+  repository: string,
+  flow: string,
+): Promise<LiveFlow | undefined> {
+  const result = await db.query<DbLiveFlow>(
+    `${LIVE_FLOWS} WHERE lf.repository = $1 AND lf.flow = $2`,
+    [repository, flow],
+  );
+  const row = result.rows[0];
+  return row ? toLiveFlow(row) : undefined;
+}
+
+/** Names of a repository's live flows (for "did you mean" answers). */
+export async function liveFlowNames(db: Queryable, repository: string): Promise<string[]> {
+  const result = await db.query<{ flow: string }>(
+    `${LIVE_FLOWS} WHERE lf.repository = $1 ORDER BY lf.flow`,
+    [repository],
+  );
+  return result.rows.map((row) => row.flow);
+}
+
+// --- Schedules ---------------------------------------------------------------------------
+
+export interface DueSchedule {
+  repository: string;
+  flow: string;
+  idx: number;
+  cron: string;
+  timezone: string;
+  versionId: string;
+  /** The tick the row waits for. */
+  nextAt: Date;
+  /** `next_at` exactly as stored, for the compare-and-set. */
+  nextAtText: string;
+  /** `on.schedule[idx].catch-up` of the live version. */
+  catchUp: string | undefined;
+  installationId: number;
+  headSha: string;
+}
+
+interface DbDueSchedule {
+  repository: string;
+  flow: string;
+  idx: number;
+  cron: string;
+  timezone: string;
+  version_id: string;
+  next_at: Date;
+  next_at_text: string;
+  catch_up: string | null;
+  installation_id: string | number;
+  head_sha: string;
+}
+
+const ACTIVE_SCHEDULES = `
+  FROM flow_schedules s
+  JOIN github_repositories r ON r.repository = s.repository AND r.removed_at IS NULL
+  JOIN flow_versions fv ON fv.id = s.version_id`;
+
+/** Schedules whose tick is due at `now`, earliest first. */
+export async function dueSchedules(
+  db: Queryable,
+  now: Date,
+  limit: number,
+): Promise<DueSchedule[]> {
+  const result = await db.query<DbDueSchedule>(
+    `SELECT s.repository, s.flow, s.idx, s.cron, s.timezone, s.version_id, s.next_at,
+            s.next_at::text AS next_at_text,
+            fv.definition -> 'on' -> 'schedule' -> s.idx ->> 'catch-up' AS catch_up,
+            r.installation_id, coalesce(r.live_sha, fv.sha) AS head_sha
+     ${ACTIVE_SCHEDULES}
+      WHERE s.next_at <= $1
+      ORDER BY s.next_at
+      LIMIT $2`,
+    [now, limit],
+  );
+  return result.rows.map((row) => ({
+    repository: row.repository,
+    flow: row.flow,
+    idx: row.idx,
+    cron: row.cron,
+    timezone: row.timezone,
+    versionId: row.version_id,
+    nextAt: new Date(row.next_at),
+    nextAtText: row.next_at_text,
+    catchUp: row.catch_up ?? undefined,
+    installationId: Number(row.installation_id),
+    headSha: row.head_sha,
+  }));
+}
+
+/** The earliest tick any active schedule waits for. */
+export async function earliestScheduleTick(db: Queryable): Promise<Date | undefined> {
+  const result = await db.query<{ next_at: Date | null }>(
+    `SELECT min(s.next_at) AS next_at ${ACTIVE_SCHEDULES}`,
+  );
+  const next = result.rows[0]?.next_at;
+  return next ? new Date(next) : undefined;
+}
+
+/**
+ * Claim a schedule's tick: move `next_at` from what this process saw to `next`, if no one
+ * else has (the row is unchanged since it was read). The row lock taken here makes a
+ * second claimer wait for this transaction and then find `next_at` moved: it claims nothing.
+ */
+export async function claimScheduleTick(
+  db: Queryable,
+  schedule: Pick<DueSchedule, "repository" | "flow" | "idx" | "versionId" | "nextAtText">,
+  next: Date,
+): Promise<boolean> {
+  const result = await db.query(
+    `UPDATE flow_schedules SET next_at = $6
+      WHERE repository = $1 AND flow = $2 AND idx = $3 AND version_id = $4
+        AND next_at = $5::timestamptz`,
+    [
+      schedule.repository,
+      schedule.flow,
+      schedule.idx,
+      schedule.versionId,
+      schedule.nextAtText,
+      next,
+    ],
+  );
+  return result.rowCount === 1;
+}
+
+// --- Webhook-trigger secrets and refusals -------------------------------------------------
+
+/** A key Baton derives its own secrets from, created once (the first creator wins a race). */
+export async function ensureKey(db: Queryable, name: string, candidate: string): Promise<string> {
+  await db.query(`INSERT INTO baton_keys (name, key) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
+    name,
+    candidate,
+  ]);
+  const result = await db.query<{ key: string }>(`SELECT key FROM baton_keys WHERE name = $1`, [
+    name,
+  ]);
+  const key = result.rows[0]?.key;
+  if (key === undefined) throw new Error(`baton_keys row ${name} vanished after it was inserted`);
+  return key;
+}
+
+/** The current generation of a flow's webhook secret; undefined while none was issued. */
+export async function webhookSecretGeneration(
+  db: Queryable,
+  repository: string,
+  flow: string,
+): Promise<number | undefined> {
+  const result = await db.query<{ generation: number }>(
+    `SELECT generation FROM flow_webhook_secrets WHERE repository = $1 AND flow = $2`,
+    [repository, flow],
+  );
+  return result.rows[0]?.generation;
+}
+
+/** Issue generation 1 (if none was), or with `rotate` the next one. Returns the generation. */
+export async function issueWebhookSecret(
+  db: Queryable,
+  repository: string,
+  flow: string,
+  options: { rotate: boolean; by: string | undefined; at: Date },
+): Promise<number> {
+  const result = await db.query<{ generation: number }>(
+    options.rotate
+      ? `INSERT INTO flow_webhook_secrets (repository, flow, generation, rotated_by, rotated_at)
+         VALUES ($1, $2, 1, $3, $4)
+         ON CONFLICT (repository, flow) DO UPDATE
+           SET generation = flow_webhook_secrets.generation + 1,
+               rotated_by = excluded.rotated_by, rotated_at = excluded.rotated_at
+         RETURNING generation`
+      : `INSERT INTO flow_webhook_secrets (repository, flow, generation, rotated_by, rotated_at)
+         VALUES ($1, $2, 1, $3, $4)
+         ON CONFLICT (repository, flow) DO UPDATE SET generation = flow_webhook_secrets.generation
+         RETURNING generation`,
+    [repository, flow, options.by ?? null, options.at],
+  );
+  const generation = result.rows[0]?.generation;
+  if (generation === undefined) throw new Error("issuing a webhook secret returned nothing");
+  return generation;
+}
+
+export interface WebhookRejection {
+  repository: string;
+  flow: string;
+  /** Why, for people: never the body, never a signature. */
+  reason: string;
+  remoteAddress: string | undefined;
+  receivedAt: Date;
+}
+
+export async function recordWebhookRejection(
+  db: Queryable,
+  rejection: WebhookRejection,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO flow_webhook_rejections (repository, flow, reason, remote_address, received_at)
+     VALUES ($1, $2, $3, $4, $5)`,
+    [
+      rejection.repository,
+      rejection.flow,
+      rejection.reason,
+      rejection.remoteAddress ?? null,
+      rejection.receivedAt,
+    ],
+  );
+}
+
+export async function listWebhookRejections(
+  db: Queryable,
+  repository: string,
+  flow: string,
+  limit = 50,
+): Promise<WebhookRejection[]> {
+  const result = await db.query<{
+    repository: string;
+    flow: string;
+    reason: string;
+    remote_address: string | null;
+    received_at: Date;
+  }>(
+    `SELECT repository, flow, reason, remote_address, received_at FROM flow_webhook_rejections
+      WHERE repository = $1 AND flow = $2 ORDER BY received_at DESC, id DESC LIMIT $3`,
+    [repository, flow, limit],
+  );
+  return result.rows.map((row) => ({
+    repository: row.repository,
+    flow: row.flow,
+    reason: row.reason,
+    remoteAddress: row.remote_address ?? undefined,
+    receivedAt: new Date(row.received_at),
+  }));
+}
