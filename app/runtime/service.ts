@@ -250,7 +250,21 @@ export class BatonService {
     options: ApprovalOptions,
   ): Promise<ApprovalEvaluated | undefined> {
     const run = await this.resolveRun(runRef);
-    const advanced = await this.#change(run.id, (locked, version) => {
+    return this.#db.transaction((tx) => this.submitApprovalIn(tx, run.id, step, decision, options));
+  }
+
+  /**
+   * `approve` or `reject` in the caller's transaction, for a run id (a GitHub delivery's
+   * commit: a check-run button, a review). Reads nothing outside `tx`.
+   */
+  async submitApprovalIn(
+    tx: Transaction,
+    runId: string,
+    step: string,
+    decision: "approve" | "reject",
+    options: ApprovalOptions,
+  ): Promise<ApprovalEvaluated | undefined> {
+    const advanced = await this.#change(tx, runId, (locked, version) => {
       const definition = version.definition.steps[step];
       if (!definition)
         throw new StepNotFoundError(locked.id, step, Object.keys(version.definition.steps));
@@ -280,14 +294,21 @@ export class BatonService {
   /** Send a signal to a run; a `wait: { signal }` step (now or later) consumes it. */
   async signal(runRef: string, name: string, payload: Json, by: string): Promise<void> {
     const run = await this.resolveRun(runRef);
-    await this.#change(run.id, () => [
-      { type: "signal.received", at: this.#now(), name, payload, by },
-    ]);
+    await this.#db.transaction((tx) =>
+      this.#change(tx, run.id, () => [
+        { type: "signal.received", at: this.#now(), name, payload, by },
+      ]),
+    );
   }
 
   async cancel(runRef: string, reason: string, by: string): Promise<RunStatus> {
     const run = await this.resolveRun(runRef);
-    const advanced = await this.#change(run.id, () => [
+    return this.#db.transaction((tx) => this.cancelIn(tx, run.id, reason, by));
+  }
+
+  /** `cancel` in the caller's transaction, for a run id. */
+  async cancelIn(tx: Transaction, runId: string, reason: string, by: string): Promise<RunStatus> {
+    const advanced = await this.#change(tx, runId, () => [
       { type: "run.cancel-requested", at: this.#now(), by, reason },
     ]);
     return advanced.decision.state.status;
@@ -296,7 +317,16 @@ export class BatonService {
   /** Rerun a finished run from `fromStep` (Default: every step that did not succeed). */
   async retry(runRef: string, options: { fromStep?: string; by: string }): Promise<RunStatus> {
     const run = await this.resolveRun(runRef);
-    const advanced = await this.#change(run.id, (locked, version) => {
+    return this.#db.transaction((tx) => this.retryIn(tx, run.id, options));
+  }
+
+  /** `retry` in the caller's transaction, for a run id. */
+  async retryIn(
+    tx: Transaction,
+    runId: string,
+    options: { fromStep?: string; by: string },
+  ): Promise<RunStatus> {
+    const advanced = await this.#change(tx, runId, (locked, version) => {
       const status = locked.state?.status ?? locked.status;
       if (!TERMINAL_RUN_STATUSES.includes(status)) throw new RunNotFinishedError(locked.id, status);
       if (options.fromStep !== undefined && !version.definition.steps[options.fromStep]) {
@@ -361,25 +391,24 @@ export class BatonService {
     }
   }
 
-  /** Lock the run, check with `inputs`, append them and decide: one transaction. */
+  /** Lock the run, check with `inputs`, append them and decide, in `tx`. */
   async #change(
+    tx: Transaction,
     runId: string,
     inputs: (run: Run, version: FlowVersion) => NewRunEvent[],
   ): Promise<Advanced> {
-    return this.#db.transaction(async (tx) => {
-      const locked = await lockRun(tx, runId);
-      if (!locked) throw new RunNotFoundError(runId);
-      const version = await this.#flows.get(tx, locked.flowVersionId);
-      const events = inputs(locked, version);
-      const status = locked.state?.status ?? locked.status;
-      if (
-        TERMINAL_RUN_STATUSES.includes(status) &&
-        !events.some((event) => event.type === "run.retry-requested")
-      ) {
-        throw new RunFinishedError(locked.id, status);
-      }
-      return advanceRun(tx, this.#flows, runId, events, this.#now());
-    });
+    const locked = await lockRun(tx, runId);
+    if (!locked) throw new RunNotFoundError(runId);
+    const version = await this.#flows.get(tx, locked.flowVersionId);
+    const events = inputs(locked, version);
+    const status = locked.state?.status ?? locked.status;
+    if (
+      TERMINAL_RUN_STATUSES.includes(status) &&
+      !events.some((event) => event.type === "run.retry-requested")
+    ) {
+      throw new RunFinishedError(locked.id, status);
+    }
+    return advanceRun(tx, this.#flows, runId, events, this.#now());
   }
 }
 
