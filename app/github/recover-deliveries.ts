@@ -5,12 +5,15 @@
  * lists the app's deliveries of the last 3 days (`GET /app/hook/deliveries`, newest
  * first, cursor-paginated) and asks GitHub to redeliver (`POST /app/hook/deliveries/{id}
  * /attempts`) each one whose GUID the inbox has not stored. A redelivery keeps its GUID,
- * so the inbox stores it once whatever happens; each GUID is asked for once
- * (github_redeliveries), so a delivery that keeps failing is not asked for forever.
+ * so the inbox stores it once whatever happens. A GUID whose redelivery failed too (the
+ * app was still unreachable) is asked for again after 10 minutes, then 20, 40, 80: five
+ * requests at most (github_redeliveries), so a delivery that cannot succeed is not asked
+ * for forever.
  *
  * A scan stops at the 3-day horizon (GitHub keeps no older deliveries), or an hour before
- * where the previous complete scan started: the overlap covers deliveries GitHub records
- * late.
+ * where the previous complete scan started (the overlap covers deliveries GitHub records
+ * late), or an hour before the oldest redelivery still being retried was asked for (its
+ * newest attempt is listed from then on), whichever is older.
  */
 import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
@@ -21,6 +24,8 @@ import { defaultWorkerId } from "./process-deliveries.js";
 const LEASE = "github-delivery-recovery";
 const HORIZON_MS = 3 * 24 * 60 * 60 * 1000;
 const OVERLAP_MS = 60 * 60 * 1000;
+const MAX_REQUESTS = 5;
+const FIRST_BACKOFF_MS = 10 * 60 * 1000;
 
 export interface RecoveryOptions {
   store: Database;
@@ -55,7 +60,11 @@ export async function recoverDeliveries(options: RecoveryOptions): Promise<Recov
   const startedAt = now();
   const lease = await takeLease(options.store, workerId, startedAt, 10 * 60 * 1000);
   if (!lease) return { listed: 0, redelivered: [], ran: false };
-  const stopAt = Math.max(startedAt - HORIZON_MS, (lease.lastScanStartedAt ?? 0) - OVERLAP_MS);
+  const retrying = await oldestRetriedRequest(options.store);
+  const stopAt = Math.max(
+    startedAt - HORIZON_MS,
+    Math.min(lease.lastScanStartedAt ?? 0, retrying ?? Infinity) - OVERLAP_MS,
+  );
   const result: RecoveryResult = { listed: 0, redelivered: [], ran: true };
   try {
     const octokit = options.github.app();
@@ -70,7 +79,7 @@ export async function recoverDeliveries(options: RecoveryOptions): Promise<Recov
         if (!latest.has(delivery.guid)) latest.set(delivery.guid, delivery);
       }
     }
-    const unknown = await unknownGuids(options.store, [...latest.keys()]);
+    const unknown = await guidsToRequest(options.store, [...latest.keys()], now());
     for (const guid of unknown) {
       const delivery = latest.get(guid);
       if (!delivery) continue;
@@ -78,8 +87,10 @@ export async function recoverDeliveries(options: RecoveryOptions): Promise<Recov
         delivery_id: delivery.id,
       });
       await options.store.query(
-        `INSERT INTO github_redeliveries (guid, hook_delivery_id, requested_at)
-         VALUES ($1, $2, $3) ON CONFLICT (guid) DO NOTHING`,
+        `INSERT INTO github_redeliveries (guid, hook_delivery_id, requests, requested_at)
+         VALUES ($1, $2, 1, $3)
+         ON CONFLICT (guid) DO UPDATE SET hook_delivery_id = excluded.hook_delivery_id,
+           requests = github_redeliveries.requests + 1, requested_at = excluded.requested_at`,
         [guid, delivery.id, new Date(now())],
       );
       result.redelivered.push(guid);
@@ -126,16 +137,30 @@ export function startDeliveryRecovery(
   };
 }
 
-/** Of `guids`, those neither stored by the inbox nor asked for already. */
-async function unknownGuids(store: Database, guids: string[]): Promise<string[]> {
+/** Of `guids`, those the inbox has not stored and whose last request (if any) has backed off. */
+async function guidsToRequest(store: Database, guids: string[], now: number): Promise<string[]> {
   if (guids.length === 0) return [];
   const result = await store.query<{ guid: string }>(
     `SELECT g.guid FROM unnest($1::text[]) AS g (guid)
+       LEFT JOIN github_redeliveries AS r ON r.guid = g.guid
       WHERE NOT EXISTS (SELECT 1 FROM github_deliveries AS d WHERE d.id = g.guid)
-        AND NOT EXISTS (SELECT 1 FROM github_redeliveries AS r WHERE r.guid = g.guid)`,
-    [guids],
+        AND (r.guid IS NULL
+             OR (r.requests < $2
+                 AND r.requested_at <= $3::timestamptz - make_interval(secs => $4 * power(2, r.requests - 1))))`,
+    [guids, MAX_REQUESTS, new Date(now), FIRST_BACKOFF_MS / 1000],
   );
   return result.rows.map((row) => row.guid);
+}
+
+/** When the oldest redelivery that may still be asked for again was last asked for. */
+async function oldestRetriedRequest(store: Database): Promise<number | undefined> {
+  const result = await store.query<{ at: Date | null }>(
+    `SELECT min(r.requested_at) AS at FROM github_redeliveries AS r
+      WHERE r.requests < $1 AND NOT EXISTS (SELECT 1 FROM github_deliveries AS d WHERE d.id = r.guid)`,
+    [MAX_REQUESTS],
+  );
+  const at = result.rows[0]?.at;
+  return at ? at.getTime() : undefined;
 }
 
 async function takeLease(

@@ -21,10 +21,12 @@ CREATE TABLE background_leases (
   state        jsonb NOT NULL DEFAULT '{}'
 );
 
--- Redeliveries Baton asked GitHub for, by delivery GUID: asked once, not again and again.
+-- Redeliveries Baton asked GitHub for, by delivery GUID, so that a delivery that keeps
+-- failing is asked for again only with backoff, and a few times at most.
 CREATE TABLE github_redeliveries (
-  guid         text PRIMARY KEY,
+  guid             text PRIMARY KEY,
   hook_delivery_id bigint NOT NULL,
-  requested_at timestamptz NOT NULL
+  requests         integer NOT NULL,
+  requested_at     timestamptz NOT NULL
 );
 `;
