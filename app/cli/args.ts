@@ -46,3 +46,11 @@ export function parseKeyValues(pairs: string[] | undefined, flag: string): Recor
   }
   return result;
 }
+
+/** `owner/repo`, checked for shape only (GitHub says whether it exists). */
+export function requireRepository(value: string | undefined, what = "--repo"): string {
+  if (value === undefined || value === "") throw new UsageError(`missing ${what} owner/repo`);
+  if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(value))
+    throw new UsageError(`${what} must be owner/repo, e.g. acme/widgets; got '${value}'`);
+  return value;
+}

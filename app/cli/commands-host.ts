@@ -1,19 +1,21 @@
 /**
- * Commands that start or host runs: `run`, `serve`, `migrate`.
+ * Commands that start or host runs: `run` (a local flow file, or a repository's live flow
+ * with `--repo`), `serve`, `migrate`.
  */
 import { readFile } from "node:fs/promises";
 import { relative, resolve } from "node:path";
 import type { Json } from "../engine/types.js";
-import { parseCommandArgs, parseKeyValues } from "./args.js";
+import { parseCommandArgs, parseKeyValues, requireRepository } from "./args.js";
 import { connect, dataDirOf } from "./connect.js";
 import { followRun } from "./follow-run.js";
-import type { Command } from "./io.js";
+import type { CliIo, Command } from "./io.js";
 import { EXIT, UsageError } from "./io.js";
 import { migrate } from "../store/migrate.js";
 import { openDatabase } from "../store/open-database.js";
 
 export const runCommand: Command = async (args, io) => {
   const { values, positionals, help } = parseCommandArgs(args, {
+    repo: { type: "string" },
     input: { type: "string", short: "i", multiple: true },
     wait: { type: "boolean", short: "w" },
     json: { type: "boolean" },
@@ -22,9 +24,14 @@ export const runCommand: Command = async (args, io) => {
   });
   if (help) {
     io.stdout.write(
-      "Usage: baton run <flow.yml> [--input key=value ...] [--wait] [--json | --text] [--as LOGIN]\n\n" +
-        "Start a run of a local flow file, pinned to the file's content.\n" +
-        "  --input, -i  an input of the flow (on.manual.inputs); repeat for more\n" +
+      "Usage: baton run <flow.yml> [key=value ...] [--input key=value ...] [--wait] [--json | --text] [--as LOGIN]\n" +
+        "       baton run <flow> --repo OWNER/REPO [key=value ...] [--wait] [--json | --text]\n\n" +
+        "Start a run of a local flow file, pinned to the file's content; or, with --repo, of the\n" +
+        "live version of a repository's flow (.github/flows/<flow>.yml on the default branch,\n" +
+        "which must declare on.manual) on a Baton app (--url or BATON_URL), as the account of\n" +
+        "your GitHub token, which needs write permission on the repository.\n" +
+        "  key=value    an input of the flow (on.manual.inputs); as many as needed\n" +
+        "  --input, -i  the same, as an option; repeat for more\n" +
         "  --wait, -w   follow the run until it ends; the exit code is 0 for success, 1 otherwise\n" +
         "  --json       print JSON (the default when stdout is not a terminal)\n" +
         "  --text       print text even when stdout is not a terminal\n\n" +
@@ -35,23 +42,40 @@ export const runCommand: Command = async (args, io) => {
     return EXIT.ok;
   }
   const file = positionals[0];
-  if (file === undefined) throw new UsageError("missing <flow.yml>");
-  if (positionals.length > 1)
-    throw new UsageError(
-      `unexpected argument '${positionals[1]}' (inputs are given with --input k=v)`,
-    );
+  if (file === undefined) throw new UsageError(`missing ${values.repo ? "<flow>" : "<flow.yml>"}`);
+  const extra = positionals.slice(1);
+  const notInput = extra.find((arg) => arg.indexOf("=") <= 0);
+  if (notInput !== undefined)
+    throw new UsageError(`unexpected argument '${notInput}' (inputs are given as key=value)`);
   if (values.json && values.text) throw new UsageError("--json and --text exclude each other");
-  const inputs: Record<string, Json> = parseKeyValues(values.input, "--input");
+  const inputs: Record<string, Json> = {
+    ...parseKeyValues(values.input, "--input"),
+    ...parseKeyValues(extra, "an input"),
+  };
+  const json = values.json === true || (values.text !== true && io.stdout.isTTY !== true);
+  if (values.repo !== undefined) {
+    return runLiveFlow(io, {
+      repository: requireRepository(values.repo),
+      flow: file,
+      inputs,
+      wait: values.wait === true,
+      json,
+      as: values.as,
+    });
+  }
   const path = resolve(io.cwd, file);
   let source: string;
   try {
     source = await readFile(path, "utf8");
   } catch (error: unknown) {
+    const hint =
+      /^[\w.-]+$/.test(file) && !/\.ya?ml$/.test(file)
+        ? ` (to start a repository's live flow, add --repo owner/repo)`
+        : "";
     throw new UsageError(
-      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}${hint}`,
     );
   }
-  const json = values.json === true || (values.text !== true && io.stdout.isTTY !== true);
 
   // On the embedded database with nobody else running, this process must execute the run.
   // (When a Baton process already holds it, `connect` returns that process's API instead.)
@@ -90,6 +114,46 @@ export const runCommand: Command = async (args, io) => {
     await session.close();
   }
 };
+
+/** `baton run <flow> --repo owner/repo`: the live version, started by the app. */
+async function runLiveFlow(
+  io: CliIo,
+  request: {
+    repository: string;
+    flow: string;
+    inputs: Record<string, Json>;
+    wait: boolean;
+    json: boolean;
+    as: string | undefined;
+  },
+): Promise<number> {
+  if (!io.env.BATON_URL && !io.env.DATABASE_URL)
+    throw new UsageError(
+      "--repo starts a repository's live flow on a Baton app: give its address with --url or BATON_URL " +
+        "(and a GitHub token: GITHUB_TOKEN, BATON_TOKEN or `gh auth login`)",
+    );
+  const session = await connect(io, { actor: request.as });
+  try {
+    const started = await session.api.startLiveRun({
+      repository: request.repository,
+      flow: request.flow,
+      inputs: request.inputs,
+    });
+    const ref = `${request.repository}/${started.flow}#${started.number}`;
+    if (request.wait) {
+      if (!request.json) io.stdout.write(`${ref}  run ${started.id}\n`);
+      return await followRun(session, io, started.id, { json: request.json });
+    }
+    if (request.json) io.stdout.write(`${JSON.stringify(started, null, 2)}\n`);
+    else
+      io.stdout.write(
+        `Started ${ref} (run ${started.id}). Follow it with \`baton show ${ref}\`.\n`,
+      );
+    return EXIT.ok;
+  } finally {
+    await session.close();
+  }
+}
 
 export const serveCommand: Command = async (args, io) => {
   const { help } = parseCommandArgs(args, {});

@@ -1,11 +1,12 @@
 /**
  * The commands that act on runs: `runs`, `show`, `logs`, `approve`, `reject`, `signal`,
- * `cancel`, `retry`. Each parses its arguments, connects (`connect.ts`), makes one API
- * call, and prints text for people or, with `--json`, one JSON document for machines.
+ * `cancel`, `retry`, and `webhook-secret` for a flow. Each parses its arguments, connects
+ * (`connect.ts`), makes one API call, and prints text for people or, with `--json`, one
+ * JSON document for machines.
  */
 import type { Json, RunStatus } from "../engine/types.js";
 import type { RunSummary } from "../http/api.js";
-import { parseCommandArgs } from "./args.js";
+import { parseCommandArgs, requireRepository } from "./args.js";
 import { connect } from "./connect.js";
 import type { CliIo, Command } from "./io.js";
 import { EXIT, UsageError } from "./io.js";
@@ -30,8 +31,12 @@ function requireArg(value: string | undefined, what: string): string {
   return value;
 }
 
+const RUN_REF_HELP =
+  "<run> is a run id, a unique prefix of one, <flow>#<number>, or <owner>/<repo>/<flow>#<number>.\n";
+
 export const runsCommand: Command = async (args, io) => {
   const { values, help } = parseCommandArgs(args, {
+    repo: { type: "string" },
     flow: { type: "string" },
     status: { type: "string" },
     limit: { type: "string" },
@@ -39,10 +44,15 @@ export const runsCommand: Command = async (args, io) => {
   });
   if (help) {
     io.stdout.write(
-      "Usage: baton runs [--flow NAME] [--status STATUS] [--limit N] [--json]\n\nList runs, newest first.\n",
+      "Usage: baton runs [--repo OWNER/REPO] [--flow NAME] [--status STATUS] [--limit N] [--json]\n\n" +
+        "List runs, newest first.\n" +
+        "  --repo  only the runs of this repository; required against a GitHub app (--url),\n" +
+        "          which shows a repository's runs to those who can read it\n",
     );
     return EXIT.ok;
   }
+  const repository =
+    values.repo === undefined ? undefined : requireRepository(values.repo, "--repo");
   if (values.status !== undefined && !RUN_STATUSES.includes(values.status as RunStatus)) {
     throw new UsageError(`--status must be one of ${RUN_STATUSES.join(", ")}`);
   }
@@ -52,6 +62,7 @@ export const runsCommand: Command = async (args, io) => {
   const session = await connect(io);
   try {
     const runs = await session.api.listRuns({
+      repository,
       flow: values.flow,
       status: values.status as RunStatus | undefined,
       limit,
@@ -70,7 +81,8 @@ function renderRunList(runs: RunSummary[], io: CliIo): string {
   const lines = runs.map((run) => {
     const duration =
       run.finishedAt !== undefined ? formatDuration(run.finishedAt - run.createdAt) : "";
-    return `${run.id.slice(0, 8)}  ${`${run.flow} #${run.number}`.padEnd(28)}  ${runStatusWord(run.status, style).padEnd(12)}  ${new Date(run.createdAt).toISOString()}  ${duration}`;
+    const name = run.repository === "local" ? run.flow : `${run.repository}/${run.flow}`;
+    return `${run.id.slice(0, 8)}  ${`${name} #${run.number}`.padEnd(28)}  ${runStatusWord(run.status, style).padEnd(12)}  ${new Date(run.createdAt).toISOString()}  ${duration}`;
   });
   return `${lines.join("\n")}\n`;
 }
@@ -79,7 +91,7 @@ export const showCommand: Command = async (args, io) => {
   const { values, positionals, help } = parseCommandArgs(args, { json: { type: "boolean" } });
   if (help) {
     io.stdout.write(
-      "Usage: baton show <run> [--json]\n\nShow a run: its steps, outputs and history.\n<run> is a run id, a unique prefix of one, or <flow>#<number>.\n",
+      `Usage: baton show <run> [--json]\n\nShow a run: its steps, outputs and history.\n${RUN_REF_HELP}`,
     );
     return EXIT.ok;
   }
@@ -99,7 +111,7 @@ export const logsCommand: Command = async (args, io) => {
   const { values, positionals, help } = parseCommandArgs(args, { json: { type: "boolean" } });
   if (help) {
     io.stdout.write(
-      "Usage: baton logs <run> [step] [--json]\n\nPrint the output of a run's steps.\n",
+      `Usage: baton logs <run> [step] [--json]\n\nPrint the output of a run's steps.\n${RUN_REF_HELP}`,
     );
     return EXIT.ok;
   }
@@ -136,7 +148,9 @@ function decideCommand(decision: "approve" | "reject"): Command {
         `Usage: baton ${decision} <run> <step> [--comment TEXT] [--as LOGIN] [--json]\n\n` +
           `${decision === "approve" ? "Approve" : "Reject"} a waiting approval step. The flow's policy decides whether it counts;\n` +
           "a refused attempt is recorded in the run's history with the reason.\n" +
-          "--as acts as another person; it is accepted in local mode only, to try approval policies.\n",
+          "--as acts as another person; it is accepted in local mode only, to try approval policies.\n" +
+          "Against a GitHub app, you act as the token's account, with the permission GitHub reports.\n" +
+          RUN_REF_HELP,
       );
       return EXIT.ok;
     }
@@ -150,7 +164,7 @@ function decideCommand(decision: "approve" | "reject"): Command {
         io.stderr.write(`Refused: ${verdict.reason ?? "the approval policy does not allow it"}\n`);
       else
         io.stdout.write(
-          `${decision === "approve" ? "Approved" : "Rejected"} ${step} of ${ref} as ${session.actor}.\n`,
+          `${decision === "approve" ? "Approved" : "Rejected"} ${step} of ${ref} as ${verdict.user ?? session.actor}.\n`,
         );
       if (verdict.counted && session.api.executesRuns && !session.hosted) {
         io.stderr.write(
@@ -174,7 +188,8 @@ export const signalCommand: Command = async (args, io) => {
   });
   if (help) {
     io.stdout.write(
-      "Usage: baton signal <run> <name> [--data JSON]\n\nSend a named signal to a run; a `wait: { signal: name }` step receives it,\nits data as the step's `payload` output. Signals sent early are kept until a step waits for them.\n",
+      "Usage: baton signal <run> <name> [--data JSON]\n\nSend a named signal to a run; a `wait: { signal: name }` step receives it,\nits data as the step's `payload` output. Signals sent early are kept until a step waits for them.\n" +
+        RUN_REF_HELP,
     );
     return EXIT.ok;
   }
@@ -206,14 +221,16 @@ export const cancelCommand: Command = async (args, io) => {
   });
   if (help) {
     io.stdout.write(
-      "Usage: baton cancel <run> [--reason TEXT]\n\nCancel a run: running steps are stopped, completed steps are compensated.\n",
+      "Usage: baton cancel <run> [--reason TEXT]\n\nCancel a run: running steps are stopped, completed steps are compensated.\n" +
+        RUN_REF_HELP,
     );
     return EXIT.ok;
   }
   const ref = requireArg(positionals[0], "<run>");
   const session = await connect(io);
   try {
-    await session.api.cancel(ref, values.reason ?? `cancelled by ${session.actor}`);
+    // Without a reason, whoever acts (the token's account, remotely) is named in it.
+    await session.api.cancel(ref, values.reason);
     if (values.json) printJson(io, { run: ref, cancelRequested: true });
     else io.stdout.write(`Cancel requested for ${ref}.\n`);
     return EXIT.ok;
@@ -231,7 +248,8 @@ export const retryCommand: Command = async (args, io) => {
   if (help) {
     io.stdout.write(
       "Usage: baton retry <run> [--from STEP] [--wait] [--json]\n\nRerun a finished run as a new attempt: steps that succeeded keep their outputs;\n" +
-        "failed, cancelled and skipped steps run again. --from reruns that step and all after it.\n",
+        "failed, cancelled and skipped steps run again. --from reruns that step and all after it.\n" +
+        RUN_REF_HELP,
     );
     return EXIT.ok;
   }
@@ -249,6 +267,44 @@ export const retryCommand: Command = async (args, io) => {
       json: values.json === true || io.stdout.isTTY !== true,
       minAttempt: before.state.runAttempt + 1,
     });
+  } finally {
+    await session.close();
+  }
+};
+
+export const webhookSecretCommand: Command = async (args, io) => {
+  const { values, positionals, help } = parseCommandArgs(args, {
+    rotate: { type: "boolean" },
+    json: { type: "boolean" },
+  });
+  if (help) {
+    io.stdout.write(
+      "Usage: baton webhook-secret <owner/repo> <flow> [--rotate] [--json]\n\n" +
+        "Print the secret that signs requests to a live flow's webhook trigger (`on.webhook`):\n" +
+        "POST /api/flows/<owner>/<repo>/<flow>/webhook with the header\n" +
+        "X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body, hex>. Repository admins only.\n" +
+        "  --rotate  make a new secret; the old one stops working at once\n" +
+        "Keep the secret where the sender keeps secrets; Baton does not show it in logs.\n",
+    );
+    return EXIT.ok;
+  }
+  const repository = requireRepository(positionals[0], "<owner/repo>");
+  const flow = requireArg(positionals[1], "<flow>");
+  if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
+  const session = await connect(io);
+  try {
+    const secret = await session.api.webhookSecret(repository, flow, {
+      rotate: values.rotate === true,
+    });
+    const base = io.env.BATON_URL;
+    const url = base ? new URL(secret.path, base).toString() : secret.path;
+    if (values.json) printJson(io, { ...secret, url });
+    else
+      io.stdout.write(
+        `${secret.rotated ? "New webhook secret" : "Webhook secret"} of ${secret.repository}/${secret.flow}:\n` +
+          `${secret.secret}\n\nPOST ${url}\nsigned with it: X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body, hex>.\n`,
+      );
+    return EXIT.ok;
   } finally {
     await session.close();
   }

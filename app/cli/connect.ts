@@ -1,7 +1,10 @@
 /**
  * Which process holds the runs, and how this command reaches them.
  *
- * 1. `BATON_URL` set: a Baton server elsewhere, over HTTP.
+ * 1. `BATON_URL` set (or `--url`): a Baton server elsewhere, over HTTP, usually the GitHub
+ *    app. The token is `BATON_TOKEN`, else `GITHUB_TOKEN`, else what `gh auth token`
+ *    prints (GitHub CLI); against the app it is a GitHub user token, and the app asks
+ *    GitHub who it is and what that user may do.
  * 2. Embedded database (no `DATABASE_URL`): only one process may open it at a time. If a
  *    Baton process already holds it (`baton serve`, or `baton run --wait` in another
  *    terminal), it has written `server.json` into the data directory: talk to it over HTTP
@@ -12,6 +15,7 @@
  * runtime in this process and, on the embedded database, serves the API for other
  * terminals while it runs.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
@@ -25,6 +29,7 @@ import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
 import { StoreLockedError } from "../store/database.js";
 import { openDatabase } from "../store/open-database.js";
+import { AuthenticationError } from "../http/errors.js";
 import { DirectClient } from "./direct-client.js";
 import { HttpClient } from "./http-client.js";
 import type { CliIo } from "./io.js";
@@ -36,6 +41,8 @@ export interface Session {
   actor: string;
   /** Whether this process executes runs (it started the runtime). */
   hosted: boolean;
+  /** Whether the runs are on a Baton named by `BATON_URL` (usually a GitHub app). */
+  remote?: boolean;
   close(): Promise<void>;
 }
 
@@ -132,11 +139,12 @@ export async function connect(
   const remoteUrl = io.env.BATON_URL;
   if (remoteUrl) {
     if (options.actor !== undefined) throw new UsageError("--as is accepted in local mode only");
-    const token = io.env.BATON_TOKEN ?? io.env.GITHUB_TOKEN ?? "";
+    const token = io.env.BATON_TOKEN || io.env.GITHUB_TOKEN || (await ghAuthToken(io));
     return {
       api: new HttpClient(remoteUrl, token, actor),
       actor,
       hosted: false,
+      remote: true,
       close: async () => {},
     };
   }
@@ -193,4 +201,32 @@ export async function connect(
       await db.close();
     },
   };
+}
+
+/** How long `gh auth token` may take before it is given up on. */
+const GH_TIMEOUT_MS = 15_000;
+
+/**
+ * The GitHub CLI's token for the logged-in account (`gh auth token`; `GH_HOST` picks a
+ * GitHub Enterprise Server host). Never printed.
+ */
+function ghAuthToken(io: CliIo): Promise<string> {
+  const howTo =
+    "Set GITHUB_TOKEN (or BATON_TOKEN) to a GitHub token, or install the GitHub CLI and run `gh auth login`.";
+  return new Promise((resolveToken, reject) => {
+    execFile(
+      "gh",
+      ["auth", "token"],
+      { env: io.env, cwd: io.cwd, timeout: GH_TIMEOUT_MS },
+      (error, stdout, stderr) => {
+        const token = stdout.trim();
+        if (!error && token !== "") return resolveToken(token);
+        const why =
+          (error as NodeJS.ErrnoException | null)?.code === "ENOENT"
+            ? "no GitHub token: BATON_TOKEN and GITHUB_TOKEN are unset and the GitHub CLI (gh) is not installed"
+            : `no GitHub token: BATON_TOKEN and GITHUB_TOKEN are unset and \`gh auth token\` failed (${stderr.trim() || error?.message || "no token printed"})`;
+        reject(new AuthenticationError(`${why}. ${howTo}`));
+      },
+    );
+  });
 }

@@ -1,16 +1,20 @@
 /**
  * `BatonApi` over HTTP: for a Baton process that holds the runs (`baton serve`, or a
- * `baton run --wait` that owns the embedded database).
+ * `baton run --wait` that owns the embedded database), or a GitHub app (`BATON_URL`, with
+ * a GitHub user token).
  */
-import type { Json, RunStatus } from "../engine/types.js";
+import type { Json } from "../engine/types.js";
 import type {
   ApprovalVerdict,
   BatonApi,
   LogLine,
+  RunListFilter,
   RunSummary,
   RunView,
   StartedRun,
+  StartLiveRunRequest,
   StartRunRequest,
+  WebhookSecret,
 } from "../http/api.js";
 import { ApiError } from "../http/api.js";
 import { ACTOR_HEADER } from "../http/api-server.js";
@@ -45,16 +49,20 @@ export class HttpClient implements BatonApi {
       );
     }
     const payload = (await response.json().catch(() => ({}))) as {
-      error?: { message?: string; code?: string; details?: unknown };
+      error?: { message?: string; code?: string; details?: unknown } & Record<string, unknown>;
     };
     if (!response.ok) {
-      const details = Array.isArray(payload.error?.details)
-        ? `\n  ${(payload.error.details as string[]).join("\n  ")}`
-        : "";
+      const { message, code, ...extra } = payload.error ?? {};
+      // The message already lists invalid inputs; other details are appended.
+      const details =
+        Array.isArray(extra.details) && code !== "invalid_inputs"
+          ? `\n  ${(extra.details as unknown[]).map(String).join("\n  ")}`
+          : "";
       throw new ApiError(
-        `${payload.error?.message ?? `HTTP ${response.status}`}${details}`,
+        `${message ?? `HTTP ${response.status}`}${details}`,
         response.status,
-        payload.error?.code ?? "http_error",
+        code ?? "http_error",
+        extra,
       );
     }
     return payload as T;
@@ -64,8 +72,18 @@ export class HttpClient implements BatonApi {
     return this.call("POST", "/api/runs", request);
   }
 
-  listRuns(filter: { flow?: string; status?: RunStatus; limit?: number }): Promise<RunSummary[]> {
+  startLiveRun(request: StartLiveRunRequest): Promise<StartedRun> {
+    const [owner = "", repo = ""] = request.repository.split("/");
+    return this.call(
+      "POST",
+      `/api/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}/flows/${encodeURIComponent(request.flow)}/runs`,
+      { inputs: request.inputs },
+    );
+  }
+
+  listRuns(filter: RunListFilter): Promise<RunSummary[]> {
     const query = new URLSearchParams();
+    if (filter.repository) query.set("repository", filter.repository);
     if (filter.flow) query.set("flow", filter.flow);
     if (filter.status) query.set("status", filter.status);
     if (filter.limit !== undefined) query.set("limit", String(filter.limit));
@@ -104,12 +122,25 @@ export class HttpClient implements BatonApi {
     );
   }
 
-  async cancel(runRef: string, reason: string): Promise<void> {
+  async cancel(runRef: string, reason?: string): Promise<void> {
     await this.call("POST", `/api/runs/${encodeURIComponent(runRef)}/cancel`, { reason });
   }
 
   async retry(runRef: string, fromStep?: string): Promise<void> {
     await this.call("POST", `/api/runs/${encodeURIComponent(runRef)}/retry`, { fromStep });
+  }
+
+  webhookSecret(
+    repository: string,
+    flow: string,
+    options: { rotate: boolean },
+  ): Promise<WebhookSecret> {
+    const [owner = "", repo = ""] = repository.split("/");
+    return this.call(
+      "POST",
+      `/api/flows/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}/${encodeURIComponent(flow)}/webhook-secret`,
+      { rotate: options.rotate },
+    );
   }
 
   async close(): Promise<void> {}

@@ -19,6 +19,11 @@ export const EXIT = {
   usage: 2,
   /** Something outside the command failed: database unreachable, file unreadable. */
   error: 3,
+  /**
+   * Not authenticated (no token, or one GitHub does not accept) or not allowed (the
+   * permission GitHub reports on the repository is too low): log in or ask for access.
+   */
+  denied: 4,
 } as const;
 
 export type Command = (args: string[], io: CliIo) => Promise<number>;

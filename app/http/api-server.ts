@@ -1,17 +1,46 @@
 /**
- * The run API over HTTP: every operation of `BatonApi`, as JSON routes.
+ * The run API over HTTP: every operation of `BatonApi`, as JSON routes, in two
+ * authentication modes.
  *
- * Locally, the process that owns the embedded database (`baton serve`, `baton run --wait`)
- * serves it on 127.0.0.1 so that other terminals can approve, signal or cancel its runs.
- * The token is a random secret written to the data directory with mode 0600: whoever can
- * read it could open the database anyway, so it proves nothing more and nothing less.
+ * Local (`baton serve`, `baton run --wait` on the embedded database): served on 127.0.0.1
+ * so that other terminals can approve, signal or cancel its runs. The token is a random
+ * secret written to the data directory with mode 0600: whoever can read it could open the
+ * database anyway, so it proves nothing more and nothing less. The acting person is
+ * declared in the `x-baton-actor` header.
+ *
+ * GitHub users (mounted in the GitHub app by `createApiRoute`): `Authorization: Bearer
+ * <GitHub user token>` (or `token <…>`). GitHub says who the token belongs to, and, for
+ * each action, what that user may do on the run's repository (see github-user-client.ts).
+ *
+ * Routes (JSON bodies; errors are `{ error: { code, message, details?, permission?,
+ * required? } }` with the status of error-status.ts):
+ *   POST /api/runs                                     { flowFile, inputs }  local only
+ *   POST /api/repos/{owner}/{repo}/flows/{flow}/runs   { inputs }            a live flow
+ *   GET  /api/runs?repository=&flow=&status=&limit=
+ *   GET  /api/runs/{ref}                    GET /api/runs/{ref}/logs?step=&after=
+ *   POST /api/runs/{ref}/steps/{step}/approve|reject   { comment }
+ *   POST /api/runs/{ref}/signals/{name}     { payload }
+ *   POST /api/runs/{ref}/cancel             { reason }
+ *   POST /api/runs/{ref}/retry              { fromStep }
+ *   POST /api/flows/{owner}/{repo}/{flow}/webhook-secret   { rotate }   repository admins
+ * `{ref}` is a run id, a unique prefix, `flow#n` or `owner/repo/flow#n`, URL-encoded.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
+import type { Json, RunStatus } from "../engine/types.js";
+import type { GitHubClient } from "../github/github-client.js";
+import type { HttpRoute } from "../github/github-app.js";
+import type { Logger } from "../runtime/log.js";
+import { silentLogger } from "../runtime/log.js";
+import type { BatonService } from "../runtime/service.js";
+import type { Database } from "../store/database.js";
 import type { BatonApi } from "./api.js";
 import { ApiError } from "./api.js";
-import { errorStatus } from "./error-status.js";
-import type { Json, RunStatus } from "../engine/types.js";
+import { errorExtra, errorStatus } from "./error-status.js";
+import { AuthenticationError } from "./errors.js";
+import { GitHubUserClient } from "./github-user-client.js";
+import type { GitHubUsers } from "./github-users.js";
+import { ServiceClient } from "./service-client.js";
 
 /** Request bodies larger than this are refused (413): runs are started with a flow file and inputs. */
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
@@ -24,6 +53,32 @@ export interface ApiServerOptions {
   clientFor(actor: string): BatonApi;
   token: string;
   defaultActor: string;
+  /** Where failures of the server itself (5xx) are told. (Default: silent) */
+  log?: Logger;
+}
+
+/** Who may call the API, and how they are known. */
+export type ApiAuth =
+  | {
+      /** One shared secret; the caller declares who acts (`x-baton-actor`), as admin. */
+      kind: "local";
+      token: string;
+      defaultActor: string;
+    }
+  | {
+      /** GitHub user tokens; permissions asked of GitHub through the app's installations. */
+      kind: "github-users";
+      github: GitHubClient;
+      /** How long a token's login is remembered. (Default: 60 000 ms) */
+      loginCacheMs?: number;
+    };
+
+export interface ApiRouteOptions {
+  service: BatonService;
+  store: Database;
+  auth: ApiAuth;
+  /** Where failures of the server itself (5xx) are told. (Default: silent) */
+  log?: Logger;
 }
 
 type Handler = (request: {
@@ -35,6 +90,26 @@ type Handler = (request: {
 
 const ok = (body: unknown = { ok: true }) => ({ status: 200, body });
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
+const badRequest = (message: string) => new ApiError(message, 400, "bad_request");
+
+function inputsOf(body: Record<string, unknown>): Record<string, Json> {
+  const inputs = body.inputs ?? {};
+  if (inputs === null || typeof inputs !== "object" || Array.isArray(inputs))
+    throw badRequest('inputs must be an object of input names to values, e.g. {"version": "1.2"}');
+  return inputs as Record<string, Json>;
+}
+
+function limitOf(query: URLSearchParams): number | undefined {
+  const limit = query.get("limit");
+  if (limit === null) return undefined;
+  const parsed = Number(limit);
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > 1000)
+    throw badRequest("limit must be an integer from 1 to 1000");
+  return parsed;
+}
+
+/** `owner` and `repo` path segments as one `owner/repo`. */
+const repositoryOf = (owner: string | undefined, repo: string | undefined) => `${owner}/${repo}`;
 
 const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   {
@@ -43,12 +118,23 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
     handler: async ({ body, client }) => {
       const flowFile = body.flowFile as { path?: unknown; source?: unknown } | undefined;
       if (typeof flowFile?.path !== "string" || typeof flowFile.source !== "string") {
-        throw new ApiError("flowFile.path and flowFile.source are required", 400, "bad_request");
+        throw badRequest("flowFile.path and flowFile.source are required");
       }
-      const inputs = (body.inputs ?? {}) as Record<string, Json>;
       const started = await client.startRun({
         flowFile: { path: flowFile.path, source: flowFile.source },
-        inputs,
+        inputs: inputsOf(body),
+      });
+      return { status: 201, body: started };
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/repos\/([^/]+)\/([^/]+)\/flows\/([^/]+)\/runs$/,
+    handler: async ({ params: [owner, repo, flow = ""], body, client }) => {
+      const started = await client.startLiveRun({
+        repository: repositoryOf(owner, repo),
+        flow,
+        inputs: inputsOf(body),
       });
       return { status: 201, body: started };
     },
@@ -56,16 +142,15 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
   {
     method: "GET",
     pattern: /^\/api\/runs$/,
-    handler: async ({ query, client }) => {
-      const limit = query.get("limit");
-      return ok(
+    handler: async ({ query, client }) =>
+      ok(
         await client.listRuns({
+          repository: query.get("repository") ?? undefined,
           flow: query.get("flow") ?? undefined,
           status: (query.get("status") as RunStatus | null) ?? undefined,
-          limit: limit === null ? undefined : Number(limit),
+          limit: limitOf(query),
         }),
-      );
-    },
+      ),
   },
   {
     method: "GET",
@@ -112,7 +197,7 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
     method: "POST",
     pattern: /^\/api\/runs\/([^/]+)\/cancel$/,
     handler: async ({ params, body, client }) => {
-      await client.cancel(params[0] ?? "", str(body.reason) ?? "cancelled");
+      await client.cancel(params[0] ?? "", str(body.reason));
       return ok();
     },
   },
@@ -123,6 +208,16 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
       await client.retry(params[0] ?? "", str(body.fromStep));
       return ok();
     },
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/flows\/([^/]+)\/([^/]+)\/([^/]+)\/webhook-secret$/,
+    handler: async ({ params: [owner, repo, flow = ""], body, client }) =>
+      ok(
+        await client.webhookSecret(repositoryOf(owner, repo), flow, {
+          rotate: body.rotate === true,
+        }),
+      ),
   },
 ];
 
@@ -149,7 +244,7 @@ async function readBody(request: IncomingMessage): Promise<Record<string, unknow
       throw new Error("not an object");
     return parsed as Record<string, unknown>;
   } catch {
-    throw new ApiError("the request body must be a JSON object", 400, "bad_request");
+    throw badRequest("the request body must be a JSON object");
   }
 }
 
@@ -162,43 +257,129 @@ function send(response: ServerResponse, status: number, body: unknown): void {
   response.end(text);
 }
 
-export function createApiServer(options: ApiServerOptions): Server {
+/** Who the request acts for: a client of the API, or an AuthenticationError. */
+type Authenticate = (request: IncomingMessage) => Promise<BatonApi>;
+
+/**
+ * The API's routes as one `HttpRoute`: a request to a route of the API is answered
+ * (authenticated first); anything else is passed (false), so the route can be mounted
+ * beside others (the GitHub app's webhook inbox and webhook triggers share `/api/`).
+ */
+function apiRoute(authenticate: Authenticate, log: Logger): HttpRoute {
+  return async (request, response, url) => {
+    const route = routes.find((r) => r.method === request.method && r.pattern.test(url.pathname));
+    if (!route) return false;
+    try {
+      const client = await authenticate(request);
+      const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodeURIComponent);
+      const body = request.method === "POST" ? await readBody(request) : {};
+      const result = await route.handler({ params, query: url.searchParams, body, client });
+      send(response, result.status, result.body);
+    } catch (error: unknown) {
+      const { status, code } = errorStatus(error);
+      const message = error instanceof Error ? error.message : String(error);
+      if (status >= 500)
+        log.error("API request failed", { method: request.method, path: url.pathname, error });
+      send(response, status, { error: { code, message, ...errorExtra(error) } });
+    }
+    return true;
+  };
+}
+
+/**
+ * The token of an `Authorization: Bearer <token>` or `Authorization: token <token>`
+ * header, as GitHub's own API accepts both.
+ */
+export function tokenOf(request: IncomingMessage): string | undefined {
+  const match = /^(?:bearer|token)\s+(\S+)\s*$/i.exec(request.headers.authorization ?? "");
+  return match?.[1];
+}
+
+function declaredActor(request: IncomingMessage, defaultActor: string): string {
+  const header = request.headers[ACTOR_HEADER];
+  return typeof header === "string" && header !== "" ? header : defaultActor;
+}
+
+function localAuthenticate(
+  token: string,
+  defaultActor: string,
+  clientFor: (actor: string) => BatonApi,
+): Authenticate {
+  return (request) => {
+    if (!tokenMatches(tokenOf(request), token))
+      return Promise.reject(new ApiError("missing or wrong token", 401, "unauthorized"));
+    return Promise.resolve(clientFor(declaredActor(request, defaultActor)));
+  };
+}
+
+/**
+ * The API as a route of a larger server (the GitHub app mounts it next to its webhook
+ * inbox): answers the API's routes, passes anything else.
+ */
+export function createApiRoute(options: ApiRouteOptions): HttpRoute {
+  const { service, store, auth } = options;
+  const log = options.log ?? silentLogger;
+  if (auth.kind === "local") {
+    return apiRoute(
+      localAuthenticate(auth.token, auth.defaultActor, (actor) => {
+        return new ServiceClient({
+          store,
+          service,
+          actor,
+          approverFacts: { permission: "admin", teams: [], codeowner: false },
+        });
+      }),
+      log,
+    );
+  }
+  // Loaded on first use: it brings Octokit, which the local CLI never needs.
+  let users: Promise<GitHubUsers> | undefined;
+  const github = auth.github;
+  const cacheMs = auth.loginCacheMs;
+  return apiRoute(async (request) => {
+    const token = tokenOf(request);
+    if (token === undefined)
+      throw new AuthenticationError(
+        "Authenticate with a GitHub token: `Authorization: Bearer <token>` " +
+          "(the CLI takes BATON_TOKEN, GITHUB_TOKEN or `gh auth token`).",
+      );
+    users ??= import("./github-users.js").then(
+      ({ GitHubUsers }) =>
+        new GitHubUsers({ github, ...(cacheMs !== undefined ? { cacheMs } : {}) }),
+    );
+    const known = await users;
+    const login = await known.login(token);
+    return new GitHubUserClient({ store, service, users: known, login });
+  }, log);
+}
+
+/** A server of its own for an API route; anything the route passes is 404. */
+export function serveApiRoute(route: HttpRoute, log: Logger = silentLogger): Server {
   return createServer((request, response) => {
-    void (async () => {
-      try {
-        const header = request.headers.authorization;
-        const token = header?.startsWith("Bearer ") ? header.slice("Bearer ".length) : undefined;
-        if (!tokenMatches(token, options.token)) {
-          throw new ApiError("missing or wrong token", 401, "unauthorized");
-        }
-        const url = new URL(request.url ?? "/", "http://localhost");
-        const route = routes.find(
-          (r) => r.method === request.method && r.pattern.test(url.pathname),
-        );
-        if (!route)
-          throw new ApiError(`no route ${request.method} ${url.pathname}`, 404, "not_found");
-        const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodeURIComponent);
-        const actorHeader = request.headers[ACTOR_HEADER];
-        const actor =
-          typeof actorHeader === "string" && actorHeader !== ""
-            ? actorHeader
-            : options.defaultActor;
-        const body = request.method === "POST" ? await readBody(request) : {};
-        const result = await route.handler({
-          params,
-          query: url.searchParams,
-          body,
-          client: options.clientFor(actor),
-        });
-        send(response, result.status, result.body);
-      } catch (error: unknown) {
-        const { status, code } = errorStatus(error);
-        const message = error instanceof Error ? error.message : String(error);
-        const details = (error as { errors?: unknown }).errors;
-        send(response, status, {
-          error: { code, message, ...(Array.isArray(details) ? { details } : {}) },
-        });
-      }
-    })();
+    const url = new URL(request.url ?? "/", "http://localhost");
+    route(request, response, url)
+      .then((answered) => {
+        if (!answered)
+          send(response, 404, {
+            error: { code: "not_found", message: `no route ${request.method} ${url.pathname}` },
+          });
+      })
+      .catch((error: unknown) => {
+        log.error("API request failed", { method: request.method, path: url.pathname, error });
+        if (!response.headersSent)
+          send(response, 500, { error: { code: "internal", message: "internal error" } });
+      });
   });
+}
+
+/** The local API server (`baton serve`): a shared token, the declared actor. */
+export function createApiServer(options: ApiServerOptions): Server {
+  const log = options.log ?? silentLogger;
+  return serveApiRoute(
+    apiRoute(
+      localAuthenticate(options.token, options.defaultActor, (actor) => options.clientFor(actor)),
+      log,
+    ),
+    log,
+  );
 }

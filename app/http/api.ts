@@ -10,6 +10,8 @@ import type { Json, RunEvent, RunState, RunStatus } from "../engine/types.js";
 /** A run with its history: enough to be shown without the database. */
 export interface RunView {
   id: string;
+  /** `owner/repo` for a repository's flow, `local` for a local flow file. */
+  repository: string;
   flow: string;
   number: number;
   state: RunState;
@@ -22,14 +24,25 @@ export interface StartRunRequest {
   inputs: Record<string, Json>;
 }
 
+/** Start the live version of a repository's flow (it must declare `on.manual`). */
+export interface StartLiveRunRequest {
+  /** `owner/repo`. */
+  repository: string;
+  flow: string;
+  inputs: Record<string, Json>;
+}
+
 export interface StartedRun {
   id: string;
   number: number;
   flow: string;
+  /** `owner/repo`, or `local`. */
+  repository?: string;
 }
 
 export interface RunSummary {
   id: string;
+  repository: string;
   flow: string;
   number: number;
   status: RunStatus;
@@ -48,12 +61,34 @@ export interface LogLine {
 export interface ApprovalVerdict {
   counted: boolean;
   reason?: string;
+  /** Who the decision was recorded for (the token's login against a GitHub app). */
+  user?: string;
+}
+
+export interface RunListFilter {
+  /** `owner/repo`, or `local`. Required against a GitHub app (see api-server.ts). */
+  repository?: string;
+  flow?: string;
+  status?: RunStatus;
+  limit?: number;
+}
+
+/** A flow's webhook-trigger secret, shown once to a repository admin. */
+export interface WebhookSecret {
+  repository: string;
+  flow: string;
+  secret: string;
+  /** Where the flow's webhook is: POST it, signed with the secret (X-Hub-Signature-256). */
+  path: string;
+  rotated: boolean;
 }
 
 export interface BatonApi {
   startRun(request: StartRunRequest): Promise<StartedRun>;
-  listRuns(filter: { flow?: string; status?: RunStatus; limit?: number }): Promise<RunSummary[]>;
-  /** A run by full id, unique id prefix, or `<flow>#<number>`. */
+  /** Start the live version of a repository's flow. */
+  startLiveRun(request: StartLiveRunRequest): Promise<StartedRun>;
+  listRuns(filter: RunListFilter): Promise<RunSummary[]>;
+  /** A run by full id, unique id prefix, `<flow>#<number>` or `<owner>/<repo>/<flow>#<number>`. */
   getRun(ref: string): Promise<RunView>;
   getLogs(runRef: string, step?: string, afterSeq?: number): Promise<LogLine[]>;
   /** The flow's policy judges the decision: it may not count, and then says why. */
@@ -64,8 +99,15 @@ export interface BatonApi {
     comment?: string,
   ): Promise<ApprovalVerdict>;
   signal(runRef: string, name: string, payload: Json): Promise<void>;
-  cancel(runRef: string, reason: string): Promise<void>;
+  /** (Default reason: "cancelled by <who>") */
+  cancel(runRef: string, reason?: string): Promise<void>;
   retry(runRef: string, fromStep?: string): Promise<void>;
+  /** A flow's webhook-trigger secret (repository admins); `rotate` makes a new one. */
+  webhookSecret(
+    repository: string,
+    flow: string,
+    options: { rotate: boolean },
+  ): Promise<WebhookSecret>;
   /** Whether this client executes runs itself (direct) or a server does (HTTP). */
   readonly executesRuns: boolean;
   close(): Promise<void>;
@@ -77,6 +119,8 @@ export class ApiError extends Error {
     message: string,
     readonly status: number,
     readonly code: string,
+    /** More of the server's answer: `details` (a list of problems), `permission`, `required`. */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = "ApiError";

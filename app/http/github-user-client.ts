@@ -1,0 +1,143 @@
+/**
+ * `BatonApi` for one GitHub user, against a running GitHub app: every action asks GitHub
+ * for the user's permission on the repository at that moment, with the app's
+ * installation token, and then acts through `ServiceClient` as that user.
+ *
+ * What each action needs:
+ * - read: list runs, show a run, read its logs, approve or reject (the flow's approval
+ *   policy then judges the permission GitHub reported, with via "cli");
+ * - write: start a live flow, send a signal, cancel, retry;
+ * - admin: a flow's webhook-trigger secret.
+ * Someone without read permission is told that nothing is there (404), as GitHub does
+ * for private repositories; someone who can read but not more gets 403 with the
+ * permission GitHub reported.
+ *
+ * Listing runs needs a repository (`?repository=owner/repo`): showing runs across
+ * repositories would ask GitHub about every installed repository on each request.
+ * Local flow files are refused: the app runs only flows committed to a repository.
+ */
+import type { ApproverFacts } from "../engine/types.js";
+import type { Permission } from "../github/permissions.js";
+import { hasPermission } from "../github/permissions.js";
+import type { BatonService } from "../runtime/service.js";
+import type { Database } from "../store/database.js";
+import type { Run } from "../store/model.js";
+import type {
+  RunListFilter,
+  RunSummary,
+  StartedRun,
+  StartLiveRunRequest,
+  WebhookSecret,
+} from "./api.js";
+import {
+  LocalFlowRefusedError,
+  PermissionDeniedError,
+  RepositoryNotServedError,
+  RepositoryRequiredError,
+} from "./errors.js";
+import type { GitHubUsers } from "./github-users.js";
+import { servedRepository } from "./live-flow-actions.js";
+import { getInstalledRepository } from "./live-flows-sql.js";
+import { ServiceClient } from "./service-client.js";
+
+export interface GitHubUserClientOptions {
+  store: Database;
+  service: BatonService;
+  users: GitHubUsers;
+  /** The login GitHub gave for the request's token. */
+  login: string;
+}
+
+export class GitHubUserClient extends ServiceClient {
+  readonly #users: GitHubUsers;
+  /** Permissions asked during this request, by repository: one question per repository. */
+  readonly #asked = new Map<string, Promise<Permission>>();
+
+  constructor(options: GitHubUserClientOptions) {
+    super({
+      store: options.store,
+      service: options.service,
+      actor: options.login,
+      // Replaced by what GitHub reports, for each decision (see `allowed`).
+      approverFacts: { permission: "none", teams: [], codeowner: false },
+    });
+    this.#users = options.users;
+  }
+
+  override startRun(): Promise<StartedRun> {
+    return Promise.reject(new LocalFlowRefusedError());
+  }
+
+  override async startLiveRun(request: StartLiveRunRequest): Promise<StartedRun> {
+    const repository = await this.#require(request.repository, "write", "starting a run");
+    return super.startLiveRun({ ...request, repository });
+  }
+
+  override async listRuns(filter: RunListFilter): Promise<RunSummary[]> {
+    if (filter.repository === undefined) throw new RepositoryRequiredError("Listing runs");
+    const repository = await this.#require(filter.repository, "read", "listing runs");
+    return super.listRuns({ ...filter, repository });
+  }
+
+  override async webhookSecret(
+    repository: string,
+    flow: string,
+    options: { rotate: boolean },
+  ): Promise<WebhookSecret> {
+    const name = await this.#require(repository, "admin", "a webhook secret");
+    return super.webhookSecret(name, flow, options);
+  }
+
+  protected override async allowed(
+    ref: string,
+    needed: Permission,
+    action = "this",
+  ): Promise<{ run: Run; facts: ApproverFacts }> {
+    // Runs of repositories the user cannot read are not there for them, even in an
+    // ambiguity's list of candidates.
+    const run = await this.resolveRun(ref, async (runs) => {
+      const readable = await Promise.all(
+        runs.map(async (candidate) =>
+          hasPermission(await this.#permissionOnRunRepository(candidate), "read"),
+        ),
+      );
+      return runs.filter((_, index) => readable[index]);
+    });
+    const permission = await this.#permissionOnRunRepository(run);
+    if (!hasPermission(permission, needed))
+      throw new PermissionDeniedError(this.actor, run.repository, permission, needed, action);
+    return { run, facts: { permission, teams: [], codeowner: false } };
+  }
+
+  /** The repository's name as stored, if the user has `needed` on it. */
+  async #require(repository: string, needed: Permission, action: string): Promise<string> {
+    const installed = await servedRepository(this.store, repository);
+    const permission = await this.#permission(installed.repository, installed.installationId);
+    if (permission === "none") throw new RepositoryNotServedError(repository);
+    if (!hasPermission(permission, needed))
+      throw new PermissionDeniedError(this.actor, installed.repository, permission, needed, action);
+    return installed.repository;
+  }
+
+  async #permissionOnRunRepository(run: Run): Promise<Permission> {
+    // Local runs (no repository) are nobody's on GitHub.
+    if (run.repository === "local") return "none";
+    // The repository's installation now (it changes when the app is reinstalled), else
+    // the one the run was started with.
+    const installationId =
+      (await getInstalledRepository(this.store, run.repository))?.installationId ??
+      run.github?.installationId;
+    if (installationId === undefined) return "none";
+    return this.#permission(run.repository, installationId);
+  }
+
+  #permission(repository: string, installationId: number): Promise<Permission> {
+    const key = repository.toLowerCase();
+    let asked = this.#asked.get(key);
+    if (!asked) {
+      asked = this.#users.permission(installationId, repository, this.actor);
+      this.#asked.set(key, asked);
+    }
+    return asked;
+  }
+}

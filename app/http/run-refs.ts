@@ -1,0 +1,36 @@
+/**
+ * Run references, as people type them: a run id, a unique prefix of one (at least 4
+ * characters), `<flow>#<number>`, or `<owner>/<repo>/<flow>#<number>` (run numbers count
+ * per repository and flow, so the repository makes a number unique).
+ */
+import type { Queryable } from "../store/database.js";
+import type { Run } from "../store/model.js";
+import { findRunsByIdPrefix, findRunsByNumber, getRunById } from "../store/runs.js";
+
+/** How many runs a prefix or a number may match before the answer is "ambiguous". */
+const MAX_CANDIDATES = 5;
+
+/** The runs a reference may mean (none, one, or several when it is ambiguous). */
+export async function findRunCandidates(db: Queryable, ref: string): Promise<Run[]> {
+  const inRepository = /^([^/\s#]+)\/([^/\s#]+)\/([^/\s#]+)#(\d+)$/.exec(ref);
+  if (inRepository) {
+    const [, owner, repo, flow = "", number] = inRepository;
+    return findRunsByNumber(db, flow, Number(number), `${owner}/${repo}`);
+  }
+  const numbered = /^([^/\s#]+)#(\d+)$/.exec(ref);
+  if (numbered) return findRunsByNumber(db, numbered[1] ?? "", Number(numbered[2]));
+  if (/^[0-9a-f-]{36}$/i.test(ref)) {
+    const run = await getRunById(db, ref.toLowerCase());
+    return run ? [run] : [];
+  }
+  if (/^[0-9a-f-]{4,}$/i.test(ref))
+    return findRunsByIdPrefix(db, ref.toLowerCase(), MAX_CANDIDATES);
+  return [];
+}
+
+/** How a run is named to people: `owner/repo/flow#n`, or `flow#n` for a local run. */
+export function runRefOf(run: Pick<Run, "repository" | "flow" | "number">): string {
+  return run.repository === "local"
+    ? `${run.flow}#${run.number}`
+    : `${run.repository}/${run.flow}#${run.number}`;
+}
