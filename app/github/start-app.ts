@@ -10,12 +10,14 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { startRuntime, type Runtime, type TaskHandler } from "../runtime/runtime.js";
+import type { Executors } from "../runtime/task-context.js";
 import { BatonService } from "../runtime/service.js";
 import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
 import type { BackgroundJob, GitHubApp, GitHubAppPart } from "./github-app.js";
 import { combineEventHandlers } from "./github-app.js";
 import type { GitHubClient } from "./github-client.js";
+import { githubStepExecutor } from "./github-step.js";
 import { GITHUB_REQUEST, githubRequestTask } from "./outbox.js";
 import { startDeliveryWorker, type DeliveryWorker } from "./process-deliveries.js";
 import { startDeliveryRecovery } from "./recover-deliveries.js";
@@ -39,6 +41,8 @@ export interface StartAppOptions {
   concurrency?: number;
   /** Recover missed deliveries at start and every this often; 0 turns it off. (Default: 5 minutes) */
   recoveryIntervalMs?: number;
+  /** Step executors beside the defaults (`run` on the local shell, `github` with the app's token). */
+  executors?: Executors;
   /** (Default: Date.now) */
   now?: () => number;
 }
@@ -70,6 +74,7 @@ export async function startApp(options: StartAppOptions): Promise<RunningApp> {
     store: options.store,
     concurrency: options.concurrency ?? 8,
     handlers: tasks,
+    executors: { github: githubStepExecutor(app), ...options.executors },
     log: options.log,
     now,
   });
