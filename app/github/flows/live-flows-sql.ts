@@ -61,11 +61,22 @@ export async function getRepository(
   return row ? toRepository(row) : undefined;
 }
 
-/** Record an installed repository (again): a reinstalled one is no longer removed. */
+/**
+ * Record an installed repository (again): a reinstalled one is no longer removed. A
+ * repository renamed or transferred keeps its GitHub id under a new name: the row of the
+ * old name lets go of the id and counts as removed (nothing can push to that name).
+ */
 export async function upsertRepository(
   tx: Queryable,
   repo: { repository: string; githubId?: number; installationId: number; defaultBranch: string },
 ): Promise<void> {
+  if (repo.githubId !== undefined)
+    await tx.query(
+      `UPDATE github_repositories
+          SET github_id = NULL, removed_at = COALESCE(removed_at, now()), updated_at = now()
+        WHERE github_id = $2 AND repository <> $1`,
+      [repo.repository, repo.githubId],
+    );
   await tx.query(
     `INSERT INTO github_repositories (repository, github_id, installation_id, default_branch)
      VALUES ($1, $2, $3, $4)
