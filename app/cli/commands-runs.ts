@@ -282,7 +282,7 @@ export const webhookSecretCommand: Command = async (args, io) => {
       "Usage: baton webhook-secret <owner/repo> <flow> [--rotate] [--json]\n\n" +
         "Print the secret that signs requests to a live flow's webhook trigger (`on.webhook`):\n" +
         "POST /api/flows/<owner>/<repo>/<flow>/webhook with the header\n" +
-        "X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body, hex>. Repository admins only.\n" +
+        "X-Baton-Signature-256: sha256=<HMAC-SHA256 of the body, hex>. Repository admins only.\n" +
         "  --rotate  make a new secret; the old one stops working at once\n" +
         "Keep the secret where the sender keeps secrets; Baton does not show it in logs.\n",
     );
@@ -302,7 +302,7 @@ export const webhookSecretCommand: Command = async (args, io) => {
     else
       io.stdout.write(
         `${secret.rotated ? "New webhook secret" : "Webhook secret"} of ${secret.repository}/${secret.flow}:\n` +
-          `${secret.secret}\n\nPOST ${url}\nsigned with it: X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body, hex>.\n`,
+          `${secret.secret}\n\nPOST ${url}\nsigned with it: X-Baton-Signature-256: sha256=<HMAC-SHA256 of the body, hex>.\n`,
       );
     return EXIT.ok;
   } finally {

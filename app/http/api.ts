@@ -78,7 +78,7 @@ export interface WebhookSecret {
   repository: string;
   flow: string;
   secret: string;
-  /** Where the flow's webhook is: POST it, signed with the secret (X-Hub-Signature-256). */
+  /** Where the flow's webhook is: POST it, signed with the secret (X-Baton-Signature-256). */
   path: string;
   rotated: boolean;
 }

@@ -4,6 +4,7 @@
  * (`ServiceClient` locally, `GitHubUserClient` after asking GitHub for the permission).
  */
 import type { Json } from "../engine/types.js";
+import { webhookSecret } from "../github/triggers/webhook-secrets.js";
 import type { BatonService } from "../runtime/service.js";
 import type { Database } from "../store/database.js";
 import { getFlowVersion } from "../store/flow-versions.js";
@@ -88,7 +89,7 @@ export async function startLiveRun(
 }
 
 /** A live flow's webhook-trigger secret; `rotate` replaces it (the old one stops working). */
-export async function issueWebhookSecret(
+export async function liveFlowWebhookSecret(
   store: Database,
   options: { repository: string; flow: string; rotate: boolean; by: string },
 ): Promise<WebhookSecret> {
@@ -96,26 +97,15 @@ export async function issueWebhookSecret(
   const version = await liveFlowVersion(store, installed.repository, options.flow);
   if (version.definition.on?.webhook === undefined)
     throw new TriggerNotDeclaredError(installed.repository, options.flow, "webhook");
-  const issued: unknown = await webhookSecret(store, installed.repository, options.flow, {
+  const issued = await webhookSecret(store, installed.repository, options.flow, {
     rotate: options.rotate,
     by: options.by,
   });
-  const secret = typeof issued === "string" ? issued : (issued as { secret: string }).secret;
   return {
     repository: installed.repository,
     flow: options.flow,
-    secret,
-    path: `/api/flows/${installed.repository}/${encodeURIComponent(options.flow)}/webhook`,
+    secret: issued.secret,
+    path: issued.path,
     rotated: options.rotate,
   };
-}
-
-// TEMPORARY: until app/github/triggers exports it.
-async function webhookSecret(
-  _store: Database,
-  _repository: string,
-  _flow: string,
-  _options: { rotate: boolean; by: string },
-): Promise<string> {
-  return Promise.reject(new Error("webhookSecret is not written yet"));
 }

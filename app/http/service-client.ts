@@ -23,7 +23,7 @@ import type {
   StartRunRequest,
   WebhookSecret,
 } from "./api.js";
-import { issueWebhookSecret, startLiveRun } from "./live-flow-actions.js";
+import { liveFlowWebhookSecret, startLiveRun } from "./live-flow-actions.js";
 import { findRunCandidates, runRefOf } from "./run-refs.js";
 
 export interface ServiceClientOptions {
@@ -144,7 +144,7 @@ export class ServiceClient implements BatonApi {
     flow: string,
     options: { rotate: boolean },
   ): Promise<WebhookSecret> {
-    return issueWebhookSecret(this.store, { repository, flow, ...options, by: this.actor });
+    return liveFlowWebhookSecret(this.store, { repository, flow, ...options, by: this.actor });
   }
 
   async close(): Promise<void> {}
