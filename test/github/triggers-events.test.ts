@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { GitHubApp, GitHubAppPart } from "../../app/github/github-app.js";
 import { combineEventHandlers } from "../../app/github/github-app.js";
+import { flowsPart } from "../../app/github/flows/flows-part.js";
 import { processDeliveries } from "../../app/github/process-deliveries.js";
 import { triggersPart } from "../../app/github/triggers/index.js";
 import { createWebhookInbox } from "../../app/github/webhook-inbox.js";
@@ -35,6 +36,7 @@ const FLOWS: Record<string, string> = {
   "pr-src": `on:\n  github:\n    pull_request: { types: [opened], paths: ["src/**"] }\n${STEPS}`,
   "pr-docs": `on:\n  github:\n    pull_request: { types: [opened], paths: ["docs/**"] }\n${STEPS}`,
   "release-label": `on:\n  github:\n    issues: { types: [labeled], labels: [release] }\n${STEPS}`,
+  "push-one-at-a-time": `on:\n  github:\n    push: { branches: [solo] }\nconcurrency: { group: solo, mode: reject }\n${STEPS}`,
   ship: `on:\n  manual:\n    inputs:\n      version: { type: string, required: true }\n${STEPS}`,
 };
 
@@ -222,6 +224,69 @@ for (const backend of BACKENDS) {
       assert.equal(ship[1]?.headSha, fake.pullRequest(REPO, 5).head.sha);
       fake.assertNoUnexpectedRequests();
       assert.deepEqual(log.problems, []);
+    });
+
+    test("a flow whose concurrency group rejects the run does not fail the delivery; the other flows start", async () => {
+      await fake.push(REPO, { files: { "x.txt": "1\n" }, branch: "solo", pusher: "octocat" });
+      await processAll();
+      const before = await flowsRun();
+      assert.equal(before.filter((flow) => flow === "push-one-at-a-time").length, 1);
+      // The first run still waits for its signal: the group rejects the second.
+      await fake.push(REPO, { files: { "x.txt": "2\n" }, branch: "solo", pusher: "octocat" });
+      await processAll();
+      const after = await flowsRun();
+      assert.equal(after.filter((flow) => flow === "push-one-at-a-time").length, 1);
+      assert.equal(after.length, before.length + 1, "push-any started");
+      assert.equal(after.at(-1), "push-any");
+      assert.equal(log.problems.length, 1);
+      assert.match(log.problems[0] ?? "", /refused.*push-one-at-a-time.*concurrency group/s);
+      log.problems.length = 0;
+    });
+  });
+}
+
+for (const backend of BACKENDS) {
+  describe(`triggers after the flow loader, in one delivery, on ${backend}`, () => {
+    test("a push that adds a flow listening to push starts it at once, at the pushed commit", async () => {
+      const testDb = await createTestDatabase(backend);
+      const fake = await FakeGitHub.start();
+      const log = testLogger();
+      const inbox = createWebhookInbox({ store: testDb.db, secret: SECRET, log });
+      const server = createServer((request, response) => void inbox(request, response));
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      fake.webhook = {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/github/webhooks`,
+        secret: SECRET,
+      };
+      try {
+        const app = createTestApp(testDb.db, { fake, log });
+        const handlers = combineEventHandlers(app, [flowsPart(app), triggersPart(app)]);
+        const processAll = async () => {
+          const result = await processDeliveries({ store: testDb.db, handlers, log });
+          assert.equal(result.failed + result.retried, 0, "every delivery is processed");
+        };
+        await fake.install({
+          installationId: 8,
+          account: "acme",
+          repositories: [{ name: "loaded" }],
+        });
+        await processAll();
+        const { sha } = await fake.push("acme/loaded", {
+          files: { ".github/flows/on-push.yml": `on:\n  github:\n    push:\n${STEPS}` },
+          pusher: "octocat",
+        });
+        await processAll();
+        const runs = await runsOf(testDb.db, "acme/loaded");
+        assert.deepEqual(
+          runs.map((run) => [run.flow, run.headSha, run.actor]),
+          [["on-push", sha, "octocat"]],
+        );
+        fake.assertNoUnexpectedRequests();
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await fake.stop();
+        await testDb.drop();
+      }
     });
   });
 }
