@@ -162,13 +162,10 @@ const routes: Array<{ method: string; pattern: RegExp; handler: Handler }> = [
     pattern: /^\/api\/runs\/([^/]+)\/logs$/,
     handler: async ({ params, query, client }) => {
       const after = query.get("after");
-      return ok(
-        await client.getLogs(
-          params[0] ?? "",
-          query.get("step") ?? undefined,
-          after === null ? undefined : Number(after),
-        ),
-      );
+      const afterSeq = after === null ? undefined : Number(after);
+      if (afterSeq !== undefined && !Number.isInteger(afterSeq))
+        throw badRequest("after must be the integer seq of the last line read");
+      return ok(await client.getLogs(params[0] ?? "", query.get("step") ?? undefined, afterSeq));
     },
   },
   {
@@ -257,6 +254,14 @@ function send(response: ServerResponse, status: number, body: unknown): void {
   response.end(text);
 }
 
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw badRequest(`malformed URL encoding in '${segment}'`);
+  }
+}
+
 /** Who the request acts for: a client of the API, or an AuthenticationError. */
 type Authenticate = (request: IncomingMessage) => Promise<BatonApi>;
 
@@ -271,7 +276,7 @@ function apiRoute(authenticate: Authenticate, log: Logger): HttpRoute {
     if (!route) return false;
     try {
       const client = await authenticate(request);
-      const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodeURIComponent);
+      const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodePathSegment);
       const body = request.method === "POST" ? await readBody(request) : {};
       const result = await route.handler({ params, query: url.searchParams, body, client });
       send(response, result.status, result.body);

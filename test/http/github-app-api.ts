@@ -7,7 +7,9 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseFlow } from "../../flows-schema/parse-flow.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
-import { createApiRoute, serveApiRoute } from "../../app/http/api-server.js";
+import { apiPart } from "../../app/http/api-part.js";
+import { serveApiRoute } from "../../app/http/api-server.js";
+import { silentLogger } from "../../app/runtime/log.js";
 import { BatonService } from "../../app/runtime/service.js";
 import type { Database } from "../../app/store/database.js";
 import { saveFlowVersion } from "../../app/store/flow-versions.js";
@@ -123,11 +125,16 @@ export async function startAppApi(store: Database): Promise<AppApi> {
     baseUrl: fake.url,
     throttle: false,
   });
-  const route = createApiRoute({
-    service: new BatonService({ store }),
-    store,
-    auth: { kind: "github-users", github },
-  });
+  // Mounted as the app mounts it; served on a server of its own.
+  const [route] =
+    apiPart({
+      store,
+      service: new BatonService({ store }),
+      github,
+      log: silentLogger,
+      now: Date.now,
+    }).routes ?? [];
+  if (!route) throw new Error("the API part has no route");
   const server: Server = serveApiRoute(route);
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -253,6 +253,36 @@ for (const backend of BACKENDS) {
       app.fake.assertNoUnexpectedRequests();
     });
 
+    test("paths the API does not own are passed to the app's other routes; malformed requests get 400", async () => {
+      // The webhook trigger's path is the triggers part's: the API route passes it, unauthenticated.
+      const trigger = await app.call(
+        undefined,
+        "POST",
+        `/api/flows/${REPOSITORY}/hook/webhook`,
+        {},
+      );
+      assert.equal(trigger.status, 404);
+      assert.equal(trigger.body.error?.code, "not_found");
+      const started = await app.call(app.tokens.writer, "POST", START, {
+        inputs: { version: "5" },
+      });
+      const logs = await app.call(
+        app.tokens.reader,
+        "GET",
+        `/api/runs/${String(started.body.id)}/logs?after=last`,
+      );
+      assert.equal(logs.status, 400);
+      const encoding = await app.call(app.tokens.reader, "GET", "/api/runs/%E0%A4%A");
+      assert.equal(encoding.status, 400);
+      const limit = await app.call(
+        app.tokens.reader,
+        "GET",
+        `/api/runs?repository=${REPOSITORY}&limit=0`,
+      );
+      assert.equal(limit.status, 400);
+      app.fake.assertNoUnexpectedRequests();
+    });
+
     test("an admin gets a flow's webhook secret, the same until rotated; a write user cannot", async () => {
       const path = `/api/flows/${REPOSITORY}/hook/webhook-secret`;
       const first = await app.call(app.tokens.admin, "POST", path, {});

@@ -1,0 +1,21 @@
+/**
+ * The run API as a part of the GitHub app (app/github/start-app.ts): its routes on the
+ * app's HTTP server, next to the webhook inbox and the webhook triggers, for GitHub users
+ * (`Authorization: Bearer <GitHub user token>`).
+ */
+import type { GitHubApp, GitHubAppPart } from "../github/github-app.js";
+import { createApiRoute } from "./api-server.js";
+
+export function apiPart(app: GitHubApp): GitHubAppPart {
+  return {
+    name: "api",
+    routes: [
+      createApiRoute({
+        service: app.service,
+        store: app.store,
+        auth: { kind: "github-users", github: app.github },
+        log: app.log,
+      }),
+    ],
+  };
+}
