@@ -8,6 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { sendFlowsCheck } from "../../app/github/flows/flows-check-run.js";
+import { getRepository } from "../../app/github/flows/live-flows-sql.js";
 import { getFlowVersion } from "../../app/store/flow-versions.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { botComments, flowsChecks, startFlowsHarness, type FlowsHarness } from "./flows-harness.js";
@@ -255,6 +257,62 @@ for (const backend of BACKENDS) {
         botComments(h.fake).at(-1) ?? "",
         /draft flows of pull requests from forks do not run in acme\/widgets/,
       );
+      h.fake.assertNoUnexpectedRequests();
+    });
+
+    test("allowing forks in .github/baton.yml shows on the pull request, and applies once live", async () => {
+      const settings = "drafts:\n  forks: true\n";
+      await h.fake.openPullRequest(REPO, {
+        number: 7,
+        headBranch: "allow-forks",
+        user: "writer",
+        files: { ".github/baton.yml": settings },
+      });
+      await h.drain();
+      const [check] = flowsChecks(h.fake, h.fake.head(REPO, "allow-forks"));
+      assert.match(check?.output.summary ?? "", /⚠️ `drafts.forks`: `false` → `true`/);
+
+      await h.fake.push(REPO, { files: { ".github/baton.yml": settings } });
+      await h.drain();
+      assert.equal((await getRepository(h.store, REPO))?.settings.drafts.forks, true);
+      const before = (await runsOf(h)).length;
+      await h.fake.comment(REPO, 5, { user: "writer", body: "/baton run release --draft" });
+      await h.drain();
+      const runs = await runsOf(h);
+      assert.equal(runs.length, before + 1);
+      assert.deepEqual([runs.at(-1)?.pull_request, runs.at(-1)?.inputs], [5, { version: "6.6.6" }]);
+      h.fake.assertNoUnexpectedRequests();
+    });
+
+    test("sending the same check twice leaves one check run with its annotations once", async () => {
+      const sha = h.fake.head(REPO);
+      const check = {
+        headSha: sha,
+        conclusion: "failure" as const,
+        title: "1 error",
+        summary: "Idempotent",
+        annotations: Array.from({ length: 51 }, (_, i) => ({
+          path: ".github/flows/x.yml",
+          start_line: i + 1,
+          end_line: i + 1,
+          annotation_level: "failure" as const,
+          message: `problem ${i}`,
+        })),
+        actions: [],
+      };
+      const payload = { installationId: 3, repository: REPO, check };
+      await sendFlowsCheck(h.app, payload);
+      const afterFirst = structuredClone(flowsChecks(h.fake, sha));
+      const checkWrites = () =>
+        h.fake.requests.filter(
+          (r) => r.operationId === "checks/create" || r.operationId === "checks/update",
+        ).length;
+      const writes = checkWrites();
+      const shown = afterFirst.at(-1);
+      assert.deepEqual([shown?.output.summary, shown?.annotations.length], ["Idempotent", 51]);
+      await sendFlowsCheck(h.app, payload);
+      assert.deepEqual(flowsChecks(h.fake, sha), afterFirst, "the second send changed nothing");
+      assert.equal(checkWrites(), writes, "and wrote nothing");
       h.fake.assertNoUnexpectedRequests();
     });
   });

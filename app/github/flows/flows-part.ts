@@ -18,7 +18,7 @@ import type { Octokit } from "../github-client.js";
 import { enqueueTasks } from "../../store/tasks.js";
 import { saveFlowVersion } from "../../store/flow-versions.js";
 import { onRunDraftButton, onRunDraftComment } from "./draft-runs.js";
-import { diffFlows } from "./flow-diff.js";
+import { diffFlows, stableJson } from "./flow-diff.js";
 import { FLOWS_CHECK_RUN, flowsCheckRunHandler, flowsCheckRunTask } from "./flows-check-run.js";
 import type { FlowDraft } from "./live-flows-sql.js";
 import {
@@ -33,7 +33,7 @@ import type { LoadedFlows } from "./load-flows.js";
 import { FLOWS_DIRECTORY, loadFlowsAt } from "./load-flows.js";
 import { byName } from "./order.js";
 import { renderDraftCheck, renderLiveCheck } from "./render-flows-check.js";
-import { SETTINGS_PATH } from "./repository-settings.js";
+import { DEFAULT_SETTINGS, SETTINGS_PATH } from "./repository-settings.js";
 
 export { FLOWS_CHECK_RUN } from "./flows-check-run.js";
 
@@ -235,11 +235,18 @@ const onPullRequest: EventHandler = async (event, app) => {
   const present = new Set(loaded.files.map((file) => file.name));
   const removed = live.filter((flow) => !present.has(flow.flow));
   const settingsProblems = loaded.settings?.parsed.diagnostics.length ?? 0;
+  const liveSettings = (await getRepository(app.store, repository))?.settings ?? DEFAULT_SETTINGS;
+  const draftSettings = loaded.settings ? loaded.settings.parsed.settings : DEFAULT_SETTINGS;
+  const settingsChange =
+    draftSettings && stableJson(draftSettings) !== stableJson(liveSettings)
+      ? { before: liveSettings, after: draftSettings }
+      : undefined;
   if (
     changed.length === 0 &&
     removed.length === 0 &&
     loaded.problems.length === 0 &&
-    settingsProblems === 0
+    settingsProblems === 0 &&
+    !settingsChange
   )
     return undefined;
 
@@ -265,6 +272,7 @@ const onPullRequest: EventHandler = async (event, app) => {
     draft: Object.fromEntries(changed.flatMap((f) => (f.flow ? [[f.name, f.flow]] : []))),
     invalid,
     runnable,
+    ...(settingsChange ? { settingsChange } : {}),
   });
   return async (tx) => {
     const stored: FlowDraft[] = [];

@@ -13,6 +13,7 @@ import type { FlowDefinition } from "../../../flows-schema/schema.js";
 import type { FlowsDiff } from "./flow-diff.js";
 import { isEmptyDiff, renderFlowsDiff } from "./flow-diff.js";
 import type { LoadedFlows } from "./load-flows.js";
+import type { RepositorySettings } from "./repository-settings.js";
 import { SETTINGS_PATH } from "./repository-settings.js";
 
 export const FLOWS_CHECK_NAME = "baton / flows";
@@ -131,6 +132,8 @@ export function renderDraftCheck(options: {
   invalid: string[];
   /** Changed flows that can run, in button order. */
   runnable: string[];
+  /** `.github/baton.yml` differs from the live settings. */
+  settingsChange?: { before: RepositorySettings; after: RepositorySettings };
 }): FlowsCheck {
   const { loaded, diff, invalid, runnable } = options;
   const diagnostics = allDiagnostics(loaded);
@@ -155,6 +158,18 @@ export function renderDraftCheck(options: {
     isEmptyDiff(diff) ? "No semantic change to valid flows." : renderFlowsDiff(diff, options.draft),
   );
   lines.push(...settingsLines(loaded));
+  if (options.settingsChange) {
+    const { before, after } = options.settingsChange;
+    lines.push("## Settings", "");
+    if (before.drafts.forks !== after.drafts.forks)
+      lines.push(
+        `- ${after.drafts.forks ? "⚠️ " : ""}\`drafts.forks\`: \`${before.drafts.forks}\` → \`${after.drafts.forks}\` ` +
+          (after.drafts.forks
+            ? "(drafts of pull requests from forks could run, on request of someone with write permission)"
+            : "(drafts of pull requests from forks could no longer run)"),
+      );
+    lines.push("", `The settings in \`${SETTINGS_PATH}\` apply once this merges.`, "");
+  }
   const actions = runnable.slice(0, 3).map((flow, index) => runDraftAction(flow, index));
   if (runnable.length > 0) {
     lines.push(
