@@ -23,7 +23,8 @@ const REPO = "acme/hooks";
 const SHA = "b".repeat(40);
 const STEPS = "steps:\n  hold: { wait: { signal: go } }\n";
 const FLOWS = {
-  deploy: `on:\n  webhook: {}\n  manual:\n    inputs:\n      version: { type: string, required: true }\n${STEPS}`,
+  // `webhook:` with no value (null) is as good as `webhook: {}`.
+  deploy: `on:\n  webhook:\n  manual:\n    inputs:\n      version: { type: string, required: true }\n${STEPS}`,
   unsigned: `on:\n  webhook: {}\n${STEPS}`,
   "manual-only": `on:\n  manual: {}\n${STEPS}`,
 };

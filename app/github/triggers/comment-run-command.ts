@@ -36,11 +36,21 @@ function object(value: unknown): Payload | undefined {
     : undefined;
 }
 
+function numberOrUndefined(value: unknown): number | undefined {
+  return typeof value === "number" ? value : undefined;
+}
+
+function stringOrUndefined(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
 /** The handler of `issue_comment.created`. */
 export function commentRunCommand(policy: SenderPolicy = {}): EventHandler {
   return async (event, app) => {
     const body = object(event.payload.comment)?.body;
     const login = object(object(event.payload.comment)?.user)?.login;
+    const commentId = numberOrUndefined(object(event.payload.comment)?.id);
+    const commentUrl = stringOrUndefined(object(event.payload.comment)?.html_url);
     const issue = object(event.payload.issue);
     const number = issue?.number;
     const repository = repositoryOf(event.payload);
@@ -109,7 +119,14 @@ export function commentRunCommand(policy: SenderPolicy = {}): EventHandler {
         flowFile: { versionId: flow.versionId },
         inputs: command.inputs,
         actor: login,
-        trigger: { event: "manual", payload: { via: "comment", comment: event.id } },
+        trigger: {
+          event: "manual",
+          payload: {
+            via: "comment",
+            comment: { id: commentId ?? null, url: commentUrl ?? null },
+            issue: number,
+          },
+        },
         github: {
           installationId: installed.installationId,
           headSha: headSha ?? installed.liveSha ?? flow.sha,

@@ -107,7 +107,10 @@ export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions
       }
       const run = await app.store.transaction(async (tx) => {
         const current = await getLiveFlow(tx, repository, flow);
-        if (!current?.definition.on?.webhook) throw new Refusal(404, "not_found", NOT_FOUND);
+        // Read again in the transaction: the flow may have changed since the checks above.
+        if (current?.definition.on?.webhook === undefined) {
+          throw new Refusal(404, "not_found", NOT_FOUND);
+        }
         const installed = await getInstalledRepository(tx, repository);
         if (!installed) throw new Refusal(404, "not_found", NOT_FOUND);
         return app.service.startRunIn(tx, {
