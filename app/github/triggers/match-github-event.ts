@@ -105,7 +105,11 @@ export function eventBranch(name: string, payload: Payload): string | undefined 
   return string(head);
 }
 
-/** The files a push changed: the union of its commits' added, modified and removed files. */
+/**
+ * The files a push changed: the union of its commits' added, modified and removed files.
+ * GitHub's push payload lists at most 20 commits; files changed only by later commits of
+ * a larger push are not seen (the compare API would list them, capped at 300 files).
+ */
 export function pushChangedFiles(payload: Payload): string[] {
   const files = new Set<string>();
   const commits = Array.isArray(payload.commits) ? payload.commits : [];
