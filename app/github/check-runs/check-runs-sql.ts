@@ -116,23 +116,29 @@ export async function setCheckRunNote(db: Queryable, runId: string, note: string
  * Take the installation's next write slot: the later of now and the slot after the
  * previous writer's, and move the next slot `intervalMs` past it, in one statement (the
  * upsert locks the installation's row, so concurrent writers, in any process, queue up
- * and each gets its own slot). Returns how long to wait for the slot, by the database's
- * clock (the one every process shares).
+ * and each gets its own slot). Returns the slot (ms since the epoch, by the database's
+ * clock, the one every process shares) and how long until it, by the same clock.
  */
 export async function takeWriteSlot(
   db: Queryable,
   installationId: number,
   intervalMs: number,
-): Promise<number> {
-  const result = await db.query<{ wait_ms: number | string }>(
-    `INSERT INTO github_write_pacing AS p (installation_id, next_at)
-     VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond')
-     ON CONFLICT (installation_id) DO UPDATE
-       SET next_at = greatest(p.next_at, clock_timestamp()) + $2 * interval '1 millisecond'
-     RETURNING greatest(0, extract(epoch FROM (p.next_at - $2 * interval '1 millisecond' - clock_timestamp())) * 1000) AS wait_ms`,
+): Promise<{ slotAt: number; waitMs: number }> {
+  const result = await db.query<{ slot_at: number | string; wait_ms: number | string }>(
+    `WITH taken AS (
+       INSERT INTO github_write_pacing AS p (installation_id, next_at)
+       VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond')
+       ON CONFLICT (installation_id) DO UPDATE
+         SET next_at = greatest(p.next_at, clock_timestamp()) + $2 * interval '1 millisecond'
+       RETURNING p.next_at - $2 * interval '1 millisecond' AS slot
+     )
+     SELECT extract(epoch FROM slot) * 1000 AS slot_at,
+            greatest(0, extract(epoch FROM (slot - clock_timestamp())) * 1000) AS wait_ms
+       FROM taken`,
     [installationId, intervalMs],
   );
-  return Number(result.rows[0]?.wait_ms ?? 0);
+  const row = result.rows[0];
+  return { slotAt: Number(row?.slot_at ?? Date.now()), waitMs: Number(row?.wait_ms ?? 0) };
 }
 
 /** GitHub asked to wait (`retry-after`): no write for this installation before `until`. */

@@ -92,20 +92,31 @@ export function syncCheckRunHandler(app: GitHubApp, options: SyncOptions = {}): 
     const github = view.details.run.github as NonNullable<RunDetails["run"]["github"]>;
 
     // Pacing: one write per slot per installation, across processes.
+    // The wait is the longer of the database's (immune to this host's clock skew) and the
+    // slot by this host's clock (immune to the query's latency): never early by either.
     const payload = (task.payload ?? {}) as SyncPayload;
-    const wait =
-      payload.slotAt !== undefined
-        ? payload.slotAt - Date.now()
-        : await takeWriteSlot(app.store, github.installationId, intervalMs);
+    let slotAt = payload.slotAt;
+    let wait = slotAt !== undefined ? slotAt - Date.now() : 0;
+    if (slotAt === undefined) {
+      const slot = await takeWriteSlot(app.store, github.installationId, intervalMs);
+      slotAt = slot.slotAt;
+      wait = Math.max(slot.waitMs, slot.slotAt - Date.now());
+    }
     const maxWait = options.maxSlotWaitMs ?? Math.min(10_000, Math.floor(ctx.leaseMs / 3));
     if (wait > maxWait) {
-      const slotAt = Date.now() + wait;
+      // Too far off to wait with the task's lease: keep the slot and come back for it.
+      const keep = Math.max(slotAt, Date.now() + wait);
       await app.store.transaction((tx) =>
-        rescheduleTask(tx, { id: task.id, workerId: ctx.workerId }, new Date(slotAt), { slotAt }),
+        rescheduleTask(tx, { id: task.id, workerId: ctx.workerId }, new Date(keep), {
+          slotAt: keep,
+        }),
       );
       return;
     }
-    if (wait > 0) await sleep(wait);
+    while (wait > 0) {
+      await sleep(wait);
+      wait = slotAt - Date.now(); // a timer may fire a little early
+    }
 
     // What changed while waiting is shown in the same write.
     view = await readView(app, runId);

@@ -1,0 +1,407 @@
+/**
+ * Check-run run history through the fake GitHub, on both backends: a run's check run
+ * follows it (queued/in progress → completed, action_required while it waits on people),
+ * updates are coalesced and paced per installation across runtimes, `retry-after` is
+ * honoured, the summary stays within GitHub's size limit, and a create whose id was never
+ * stored is found again rather than made twice.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { parseFlow } from "../../flows-schema/parse-flow.js";
+import { getCheckRunRecord } from "../../app/github/check-runs/check-runs-sql.js";
+import { checkRunsPart } from "../../app/github/check-runs/index.js";
+import { CHECK_RUN_LIMITS } from "../../app/github/check-runs/render.js";
+import type { GitHubApp } from "../../app/github/github-app.js";
+import type { GitHubClient } from "../../app/github/github-client.js";
+import { createGitHubClient } from "../../app/github/github-client.js";
+import { GITHUB_REQUEST, githubRequestTask } from "../../app/github/outbox.js";
+import { silentLogger, stderrLogger } from "../../app/runtime/log.js";
+const testLog = process.env.CHECK_RUNS_TEST_LOG ? stderrLogger : silentLogger;
+import type { Runtime } from "../../app/runtime/runtime.js";
+import { startRuntime } from "../../app/runtime/runtime.js";
+import { sha256 } from "../../app/runtime/content-hash.js";
+import { BatonService } from "../../app/runtime/service.js";
+import { CHANNELS } from "../../app/store/database.js";
+import type { Database } from "../../app/store/database.js";
+import { saveFlowVersion } from "../../app/store/flow-versions.js";
+import type { FakeCheckRun } from "../fake-github/server.js";
+import { FakeGitHub } from "../fake-github/server.js";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+const INSTALLATION = 7;
+const REPOSITORY = "acme/widgets";
+const FLOW_PATH = ".github/flows/release.yml";
+const INTERVAL_MS = 40;
+
+export interface Harness {
+  fake: FakeGitHub;
+  store: Database;
+  service: BatonService;
+  app: GitHubApp;
+  head: string;
+  runtimes: Runtime[];
+  /** Start a run of `source` (a flow file) on the repository's head. */
+  startRun(source: string, options?: { issue?: number }): Promise<string>;
+  startRuntime(options?: { github?: GitHubClient }): Runtime;
+  stop(): Promise<void>;
+}
+
+export async function startHarness(
+  store: Database,
+  options: {
+    writeIntervalMs?: number;
+    fake?: Parameters<typeof FakeGitHub.start>[0];
+  } = {},
+): Promise<Harness> {
+  const fake = await FakeGitHub.start(options.fake ?? {});
+  fake.addInstallation({ id: INSTALLATION, account: "acme" });
+  const { head } = fake.addRepository({
+    owner: "acme",
+    name: "widgets",
+    installationId: INSTALLATION,
+    files: { "README.md": "widgets\n" },
+  });
+  fake.addIssue(REPOSITORY, 3);
+  const github = createGitHubClient({
+    appId: fake.appId,
+    privateKey: fake.privateKey,
+    baseUrl: fake.url,
+    throttle: false,
+  });
+  const service = new BatonService({ store });
+  const app: GitHubApp = { store, service, github, log: testLog, now: Date.now };
+  const runtimes: Runtime[] = [];
+  const harness: Harness = {
+    fake,
+    store,
+    service,
+    app,
+    head,
+    runtimes,
+    async startRun(source, runOptions = {}) {
+      const parsed = parseFlow(source, FLOW_PATH);
+      assert.ok(parsed.flow, JSON.stringify(parsed.diagnostics));
+      const version = await saveFlowVersion(store, {
+        sourceKind: "repository",
+        repository: REPOSITORY,
+        path: FLOW_PATH,
+        // Every fake starts from the same commit: one version per source, not per SHA.
+        sha: sha256(source),
+        name: "release",
+        definition: parsed.flow,
+        source,
+      });
+      const started = await service.startRun({
+        flowFile: { versionId: version.id },
+        actor: "starter",
+        github: {
+          installationId: INSTALLATION,
+          headSha: head,
+          ...(runOptions.issue !== undefined ? { issue: runOptions.issue } : {}),
+        },
+      });
+      return started.runId;
+    },
+    startRuntime(runtimeOptions = {}) {
+      const runtimeApp = { ...app, github: runtimeOptions.github ?? github };
+      const part = checkRunsPart(runtimeApp, {
+        writeIntervalMs: options.writeIntervalMs ?? INTERVAL_MS,
+      });
+      const runtime = startRuntime({
+        store,
+        log: testLog,
+        handlers: { ...part.tasks, [GITHUB_REQUEST]: githubRequestTask(runtimeApp) },
+      });
+      runtimes.push(runtime);
+      return runtime;
+    },
+    async stop() {
+      for (const runtime of runtimes) await runtime.stop({ graceMs: 2000 });
+      await fake.stop();
+    },
+  };
+  return harness;
+}
+
+/** Wait (at most 20 s: a hang guard) until `check` returns something. */
+export async function eventually<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 15));
+  }
+}
+
+/** The run's check runs, oldest first. */
+export function checkRunsOf(fake: FakeGitHub, runId: string): FakeCheckRun[] {
+  return fake.checkRuns.filter((c) => c.external_id === runId).sort((a, b) => a.id - b.id);
+}
+
+/** The run's current check run once it shows `status`/`conclusion`. */
+export function latestCheckRun(
+  fake: FakeGitHub,
+  runId: string,
+  status: string,
+  conclusion: string | null = null,
+): Promise<FakeCheckRun> {
+  return eventually(`the check run of ${runId} to be ${status} ${conclusion ?? ""}`, () => {
+    const latest = checkRunsOf(fake, runId).at(-1);
+    return latest?.status === status && latest.conclusion === conclusion ? latest : undefined;
+  });
+}
+
+/** GitHub never changes a completed check run's status or conclusion: Baton must not ask. */
+export function assertNoCompletedCheckRunChanged(fake: FakeGitHub): void {
+  const sent = new Map<string, { status?: string; conclusion?: string }>();
+  for (const request of fake.requests) {
+    const match = /\/check-runs\/(\d+)$/.exec(request.path);
+    if (request.method !== "PATCH" || !match || request.status >= 300) continue;
+    const body = request.body as { status?: string; conclusion?: string };
+    const before = sent.get(match[1] ?? "");
+    if (before?.status === "completed")
+      assert.ok(
+        body.status === "completed" && body.conclusion === before.conclusion,
+        `check run ${match[1]} was completed (${before.conclusion}) and was sent ${body.status} ${body.conclusion ?? ""}`,
+      );
+    sent.set(match[1] ?? "", { ...before, ...body });
+  }
+}
+
+const STEPS_THEN_DONE = `
+name: Release
+steps:
+  build:
+    run: echo "version=1.2.3" >> "$BATON_OUTPUT"
+  ship:
+    needs: build
+    run: echo shipped
+`;
+
+const WAIT_FOR_SIGNAL = `
+steps:
+  gate:
+    wait: { signal: go }
+  done:
+    needs: gate
+    run: echo done
+`;
+
+for (const backend of BACKENDS) {
+  describe(`check-run run history on ${backend}`, () => {
+    let testDb: TestDatabase;
+    before(async () => {
+      testDb = await createTestDatabase(backend);
+    });
+    after(async () => {
+      await testDb.drop();
+    });
+
+    test("a run's check run goes from in progress to success, with a table of steps", async () => {
+      const h = await startHarness(testDb.db);
+      try {
+        const runId = await h.startRun(STEPS_THEN_DONE);
+        h.startRuntime();
+        await h.service.waitForRun(runId);
+        const done = await latestCheckRun(h.fake, runId, "completed", "success");
+        const all = checkRunsOf(h.fake, runId);
+        assert.equal(all.length, 1, "one check run for the whole run");
+        assert.equal(done.name, "baton / Release");
+        assert.equal(done.head_sha, h.head);
+        assert.match(done.output.summary ?? "", /\| `build` \| ✅ success \|/);
+        assert.match(done.output.summary ?? "", /\| `ship` \| ✅ success \|/);
+        assert.deepEqual(done.actions, []);
+        // It started as queued or in progress (the first write), not completed.
+        const first = h.fake.requests.find(
+          (r) => r.method === "POST" && r.path.endsWith("/check-runs"),
+        );
+        assert.ok(
+          ["queued", "in_progress"].includes((first?.body as { status: string }).status),
+          "created before the run finished",
+        );
+        const record = await getCheckRunRecord(testDb.db, runId);
+        assert.equal(record?.checkRunId, done.id);
+        const run = await h.service.getRun(runId);
+        // The last sync showed the run's last event (re-enqueued if it came late).
+        await eventually("the last event to be shown", async () => {
+          const r = await getCheckRunRecord(testDb.db, runId);
+          return r?.renderedSeq === run.run.lastSeq ? true : undefined;
+        });
+        assertNoCompletedCheckRunChanged(h.fake);
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+
+    test("a failed run is completed as failure with a Retry button", async () => {
+      const h = await startHarness(testDb.db);
+      try {
+        const runId = await h.startRun(`
+steps:
+  build:
+    run: "echo broken; exit 3"
+`);
+        h.startRuntime();
+        const done = await latestCheckRun(h.fake, runId, "completed", "failure");
+        assert.deepEqual(
+          done.actions.map((a) => a.label),
+          ["Retry"],
+        );
+        assert.match(done.output.summary ?? "", /❌ failure/);
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+
+    test("a busy run makes far fewer writes than changes, paced per installation across two runtimes", async () => {
+      const h = await startHarness(testDb.db, { writeIntervalMs: 100 });
+      try {
+        const steps = Array.from(
+          { length: 25 },
+          (_, i) => `  s${i}:\n${i > 0 ? `    needs: s${i - 1}\n` : ""}    run: "true"\n`,
+        ).join("");
+        const source = `steps:\n${steps}`;
+        const t0 = Date.now();
+        const runs = [await h.startRun(source), await h.startRun(source), await h.startRun(source)];
+        h.startRuntime();
+        h.startRuntime();
+        for (const runId of runs) await h.service.waitForRun(runId);
+        for (const runId of runs) await latestCheckRun(h.fake, runId, "completed", "success");
+        let changes = 0;
+        for (const runId of runs) changes += (await h.service.getRun(runId)).run.lastSeq;
+        const writes = h.fake.writes
+          .filter((w) => w.installationId === INSTALLATION)
+          .map((w) => w.at)
+          .sort((a, b) => a - b);
+        assert.ok(
+          writes.length * 2 < changes,
+          `${writes.length} writes for ${changes} changes of 3 runs`,
+        );
+        // Each write took its own slot, 100 ms after the previous one's, and went no
+        // earlier: the k-th write is at least k intervals after the first possible slot.
+        writes.forEach((at, k) =>
+          assert.ok(at - t0 >= k * 100 - 2, `write ${k} at +${at - t0} ms, before its slot`),
+        );
+        assert.equal(h.fake.rateLimited.length, 0);
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+
+    test("a 403 with retry-after holds the installation's writes and the task until then", async () => {
+      let offset = 0;
+      const h = await startHarness(testDb.db, {
+        fake: { secondaryRateLimit: { perMinute: 1 }, now: () => Date.now() + offset },
+      });
+      try {
+        const runId = await h.startRun(WAIT_FOR_SIGNAL);
+        h.startRuntime();
+        await latestCheckRun(h.fake, runId, "completed", "action_required");
+        await h.service.signal(runId, "go", null, "tester");
+        await h.service.waitForRun(runId);
+        await eventually("a write refused for the rate limit", () =>
+          h.fake.rateLimited.length > 0 ? true : undefined,
+        );
+        const pending = await eventually("the sync task to be rescheduled", async () => {
+          const result = await testDb.db.query<{ run_at: Date; locked_by: string | null }>(
+            "SELECT run_at, locked_by FROM tasks WHERE key = $1",
+            [`${runId}/sync-check-run`],
+          );
+          const row = result.rows[0];
+          return row && row.locked_by === null ? row : undefined;
+        });
+        // retry-after is up to 60 s here: the task and the installation wait that long.
+        assert.ok(pending.run_at.getTime() > Date.now() + 30_000, "the task waits for retry-after");
+        const pacing = await testDb.db.query<{ next_at: Date }>(
+          "SELECT next_at FROM github_write_pacing WHERE installation_id = $1",
+          [INSTALLATION],
+        );
+        assert.ok((pacing.rows[0]?.next_at.getTime() ?? 0) > Date.now() + 30_000);
+        assert.equal(h.fake.rateLimited.length, 1, "no write is tried before then");
+
+        // A minute passes (for the fake, and for the queue).
+        offset += 61_000;
+        await testDb.db.transaction(async (tx) => {
+          await tx.query("UPDATE tasks SET run_at = now() WHERE key = $1", [
+            `${runId}/sync-check-run`,
+          ]);
+          await tx.query("UPDATE github_write_pacing SET next_at = now()");
+          await tx.notify(CHANNELS.tasks, String(Date.now()));
+        });
+        await latestCheckRun(h.fake, runId, "completed", "success");
+        assert.equal(h.fake.rateLimited.length, 1);
+        assertNoCompletedCheckRunChanged(h.fake);
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+
+    test("a summary over 65,535 characters is cut with a note pointing to the CLI", async () => {
+      const h = await startHarness(testDb.db);
+      try {
+        // 20 steps x 20 outputs of 199 characters: over the limit once every step is shown.
+        const write = 'for o in $(seq 0 19); do printf "o$o=%0199d\\n" 0 >> "$BATON_OUTPUT"; done';
+        const steps = Array.from({ length: 20 }, (_, i) => `  s${i}:\n    run: '${write}'\n`).join(
+          "",
+        );
+        const source = `steps:\n${steps}`;
+        const runId = await h.startRun(source);
+        h.startRuntime();
+        const done = await latestCheckRun(h.fake, runId, "completed", "success");
+        const summary = done.output.summary ?? "";
+        assert.ok(summary.length <= CHECK_RUN_LIMITS.summaryChars);
+        assert.match(summary, new RegExp(`\\*\\*Truncated:\\*\\*.*baton show ${runId}`));
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+
+    test("a create whose id was never stored is found again, not made twice", async () => {
+      const h = await startHarness(testDb.db);
+      try {
+        const runId = await h.startRun(WAIT_FOR_SIGNAL);
+        // The first create reaches GitHub, then the process "dies" before storing the id.
+        const crashing = createGitHubClient({
+          appId: h.fake.appId,
+          privateKey: h.fake.privateKey,
+          baseUrl: h.fake.url,
+          throttle: false,
+        });
+        let crashed = false;
+        crashing.installation(INSTALLATION).hook.after("request", (_response, options) => {
+          if (!crashed && options.method === "POST" && options.url.endsWith("/check-runs")) {
+            crashed = true;
+            throw new Error("the process died after GitHub created the check run");
+          }
+        });
+        h.startRuntime({ github: crashing });
+        await eventually("the crash", () => (crashed ? true : undefined));
+        const shown = await latestCheckRun(h.fake, runId, "completed", "action_required");
+        await eventually(
+          "the id to be stored",
+          async () => (await getCheckRunRecord(testDb.db, runId))?.checkRunId,
+        );
+        assert.equal(checkRunsOf(h.fake, runId).length, 1, "one check run, not two");
+        assert.equal((await getCheckRunRecord(testDb.db, runId))?.checkRunId, shown.id);
+        assert.ok(
+          h.fake.requests.some(
+            (r) => r.method === "GET" && /\/commits\/[0-9a-f]+\/check-runs$/.test(r.path),
+          ),
+          "the retry looked for it",
+        );
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+  });
+}
