@@ -238,7 +238,7 @@ describe("the baton / flows check", () => {
       runnable: ["a", "b", "c", "d"],
     });
     assert.equal(check.actions.length, 3);
-    assert.equal(check.externalId, "pr:5");
+    assert.equal(check.externalId, "baton-flows:pr:5");
     assert.match(check.summary, /`\/baton run <flow> --draft/);
   });
 

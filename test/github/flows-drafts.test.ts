@@ -299,6 +299,7 @@ for (const backend of BACKENDS) {
           message: `problem ${i}`,
         })),
         actions: [],
+        externalId: "baton-flows",
       };
       const payload = { installationId: 3, repository: REPO, check };
       await sendFlowsCheck(h.app, payload);

@@ -23,7 +23,12 @@ import { enqueueGitHubRequest } from "../outbox.js";
 import { hasPermission, repositoryPermission } from "../permissions.js";
 import { getRepository, listDrafts } from "./live-flows-sql.js";
 import { loadFlowsAt } from "./load-flows.js";
-import { FLOWS_CHECK_NAME, RUN_DRAFT_ACTION, shortSha } from "./render-flows-check.js";
+import {
+  FLOWS_CHECK_NAME,
+  FLOWS_EXTERNAL_ID,
+  RUN_DRAFT_ACTION,
+  shortSha,
+} from "./render-flows-check.js";
 import { byName } from "./order.js";
 
 interface RepositoryPayload {
@@ -54,13 +59,17 @@ interface DraftRunRequest {
 /** `check_run.requested_action` for the "Run draft" buttons of `baton / flows`. */
 export const onRunDraftButton: EventHandler = async (event, app) => {
   const payload = event.payload as {
-    check_run?: { name?: string; head_sha?: string };
+    check_run?: { name?: string; head_sha?: string; external_id?: string | null };
     requested_action?: { identifier?: string };
     sender?: { login?: string };
     repository?: RepositoryPayload;
   };
   const identifier = payload.requested_action?.identifier ?? "";
-  if (payload.check_run?.name !== FLOWS_CHECK_NAME || !identifier.startsWith(RUN_DRAFT_ACTION))
+  if (
+    payload.check_run?.name !== FLOWS_CHECK_NAME ||
+    !payload.check_run.external_id?.startsWith(FLOWS_EXTERNAL_ID) ||
+    !identifier.startsWith(RUN_DRAFT_ACTION)
+  )
     return undefined;
   const repository = payload.repository?.full_name;
   const headSha = payload.check_run.head_sha;

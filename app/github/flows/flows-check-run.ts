@@ -17,7 +17,7 @@ import type { NewTask } from "../../store/model.js";
 import type { GitHubApp } from "../github-app.js";
 import { isFinalRefusal } from "../outbox.js";
 import type { FlowsCheck } from "./render-flows-check.js";
-import { FLOWS_CHECK_NAME } from "./render-flows-check.js";
+import { FLOWS_CHECK_NAME, FLOWS_EXTERNAL_ID } from "./render-flows-check.js";
 
 export const FLOWS_CHECK_RUN = "flows-check-run";
 export const ANNOTATIONS_PER_REQUEST = 50;
@@ -64,9 +64,15 @@ export async function sendFlowsCheck(app: GitHubApp, payload: FlowsCheckRunPaylo
     repo,
     ref: check.headSha,
     check_name: FLOWS_CHECK_NAME,
+    filter: "all",
+    per_page: 100,
   });
+  // Ours only: a run of a flow named `flows` has a check run of the same name.
   const existing = [...data.check_runs]
-    .filter((run) => run.head_sha === check.headSha)
+    .filter(
+      (run) =>
+        run.head_sha === check.headSha && run.external_id?.startsWith(FLOWS_EXTERNAL_ID) === true,
+    )
     .sort((a, b) => b.id - a.id)[0];
   if (
     existing &&
@@ -89,7 +95,7 @@ export async function sendFlowsCheck(app: GitHubApp, payload: FlowsCheckRunPaylo
     status: "completed" as const,
     conclusion: check.conclusion,
     completed_at: new Date(app.now()).toISOString(),
-    ...(check.externalId !== undefined ? { external_id: check.externalId } : {}),
+    external_id: check.externalId,
     ...(app.publicUrl ? { details_url: app.publicUrl } : {}),
     actions: check.actions,
     output: output(batches[0] ?? []),

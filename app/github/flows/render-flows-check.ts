@@ -17,6 +17,8 @@ import type { RepositorySettings } from "./repository-settings.js";
 import { SETTINGS_PATH } from "./repository-settings.js";
 
 export const FLOWS_CHECK_NAME = "baton / flows";
+/** The external id of every `baton / flows` check run (see `FlowsCheck.externalId`). */
+export const FLOWS_EXTERNAL_ID = "baton-flows";
 export const SUMMARY_LIMIT = 65_535;
 /** Annotations sent per check run, in all: past that, the summary says how many more. */
 export const MAX_ANNOTATIONS = 1000;
@@ -48,8 +50,12 @@ export interface FlowsCheck {
   summary: string;
   annotations: CheckAnnotation[];
   actions: CheckAction[];
-  /** `pr:<number>` on a pull request's check, so a button click finds its pull request. */
-  externalId?: string;
+  /**
+   * `baton-flows` on a default-branch commit, `baton-flows:pr:<number>` on a pull request's
+   * head: tells this check run from a run's check run (whose external id is the run id),
+   * even for a flow named `flows` (whose check run is also called `baton / flows`).
+   */
+  externalId: string;
 }
 
 /** What applying a default-branch load did, per flow (see live-flows-sql.ts). */
@@ -101,11 +107,12 @@ export function renderLiveCheck(loaded: LoadedFlows, outcome: LiveOutcome): Flow
     );
   lines.push(...settingsLines(loaded));
   const failed = errors.length > 0;
-  const title = failed
-    ? `${plural(outcome.invalid.length || 1, "flow")} invalid: ${
-        outcome.invalid.map((i) => i.flow).join(", ") || "see the annotations"
-      }`
-    : `${plural(outcome.live.length, "flow")} live`;
+  const title =
+    outcome.invalid.length > 0
+      ? `${plural(outcome.invalid.length, "flow")} invalid: ${outcome.invalid.map((i) => i.flow).join(", ")}`
+      : failed
+        ? `${plural(errors.length, "error")} in .github: see the annotations`
+        : `${plural(outcome.live.length, "flow")} live`;
   return {
     headSha: loaded.sha,
     conclusion: failed ? "failure" : "success",
@@ -113,6 +120,7 @@ export function renderLiveCheck(loaded: LoadedFlows, outcome: LiveOutcome): Flow
     summary: truncateSummary(lines.join("\n") || "No flows in `.github/flows/`."),
     annotations: toAnnotations(diagnostics),
     actions: [],
+    externalId: FLOWS_EXTERNAL_ID,
   };
 }
 
@@ -192,7 +200,7 @@ export function renderDraftCheck(options: {
     summary: truncateSummary(lines.join("\n")),
     annotations: toAnnotations(diagnostics),
     actions,
-    externalId: `pr:${options.pullRequest}`,
+    externalId: `${FLOWS_EXTERNAL_ID}:pr:${options.pullRequest}`,
   };
 }
 
