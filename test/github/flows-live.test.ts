@@ -248,23 +248,39 @@ for (const backend of BACKENDS) {
       try {
         const files: Record<string, string> = { ".github/flows/release.yml": RELEASE };
         for (let i = 0; i < 10; i++) files[`src/file-${i}.ts`] = `export const n = ${i};\n`;
+        // Over the validator's 1 MiB: reported from the tree's size, never downloaded.
+        files[".github/flows/huge.yml"] = `# ${"x".repeat(1024 * 1024)}\n`;
         await h.fake.install({
           installationId: 9,
           account: "acme",
           repositories: [{ name: "big", files }],
         });
         await h.drain();
-        const [live] = await listLiveFlows(h.store, "acme/big");
+        const live = (await listLiveFlows(h.store, "acme/big")).find((f) => f.flow === "release");
         assert.equal(live?.versionSha, h.fake.head("acme/big"));
         const treeRequests = h.fake.requests.filter((r) => r.operationId === "git/get-tree");
         assert.equal(treeRequests.length, 4, "recursive (truncated), root, .github, .github/flows");
+        const blobRequests = h.fake.requests.filter((r) => r.operationId === "git/get-blob");
+        assert.equal(blobRequests.length, 1, "only release.yml is read");
+        const [check] = flowsChecks(h.fake, h.fake.head("acme/big"));
+        assert.equal(check?.conclusion, "failure");
+        assert.deepEqual(
+          check?.annotations.map((a) => [a.path, a.start_line, a.message]),
+          [
+            [
+              ".github/flows/huge.yml",
+              1,
+              "the file is 1048579 bytes; a flow file may be at most 1048576 bytes (1 MiB)",
+            ],
+          ],
+        );
         h.fake.assertNoUnexpectedRequests();
       } finally {
         await h.stop();
       }
     });
 
-    test("uninstalling marks the repositories removed; their live flows stay recorded", async () => {
+    test("repositories added later are loaded; removed and uninstalled ones are marked removed, their live flows kept", async () => {
       const h = await startFlowsHarness(testDb.db);
       try {
         const sent = await h.fake.install({
@@ -277,10 +293,44 @@ for (const backend of BACKENDS) {
         const payload = patchPayload(webhookExample("installation", "deleted"), {
           installationId: 10,
         });
+        // A repository added to the installation later is loaded like the first ones.
+        const added = h.fake.addRepository({
+          owner: "acme",
+          name: "later",
+          installationId: 10,
+          files: { ".github/flows/release.yml": RELEASE },
+        });
+        const repositoryRef = {
+          id: added.id,
+          name: "later",
+          full_name: "acme/later",
+          private: false,
+        };
+        const addedPayload = patchPayload(webhookExample("installation_repositories", "added"), {
+          installationId: 10,
+        });
+        addedPayload.repositories_added = [repositoryRef];
+        await h.fake.deliverWebhook("installation_repositories", addedPayload);
+        await h.drain();
+        assert.equal((await listLiveFlows(h.store, "acme/later"))[0]?.versionSha, added.head);
+
+        const removedPayload = patchPayload(
+          webhookExample("installation_repositories", "removed"),
+          {
+            installationId: 10,
+          },
+        );
+        removedPayload.repositories_removed = [repositoryRef];
+        await h.fake.deliverWebhook("installation_repositories", removedPayload);
+        await h.drain();
+        assert.ok((await getRepository(h.store, "acme/later"))?.removedAt);
+        assert.equal((await getRepository(h.store, "acme/gone"))?.removedAt, undefined);
+
         await h.fake.deliverWebhook("installation", payload);
         await h.drain();
         assert.ok((await getRepository(h.store, "acme/gone"))?.removedAt);
         assert.equal((await listLiveFlows(h.store, "acme/gone")).length, 1);
+        assert.ok((await getRepository(h.store, "acme/later"))?.removedAt);
         h.fake.assertNoUnexpectedRequests();
       } finally {
         await h.stop();
