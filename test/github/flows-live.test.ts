@@ -16,6 +16,7 @@ import {
 } from "../../app/github/flows/live-flows-sql.js";
 import type { LoadedFlows } from "../../app/github/flows/load-flows.js";
 import { parseFlow } from "../../flows-schema/parse-flow.js";
+import { nextScheduleTick } from "../../app/github/schedule-ticks.js";
 import { getFlowVersion } from "../../app/store/flow-versions.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { webhookExample, patchPayload } from "../fake-github/webhooks.js";
@@ -241,6 +242,27 @@ for (const backend of BACKENDS) {
       });
       const [live] = await listLiveFlows(testDb.db, repository);
       assert.equal(live?.versionSha, "b".repeat(40));
+
+      // A changed cron starts over from its next tick; an unchanged one kept its own.
+      const [kept] = await listSchedules(testDb.db, repository);
+      const later = new Date(now.getTime() + 7 * 24 * 3600 * 1000);
+      await testDb.db.transaction(async (tx) => {
+        await applyLiveLoad(
+          tx,
+          loaded("c".repeat(40), RELEASE_V2.replace("0 9 * * 1", "30 6 * * *")),
+          {
+            resolvedAt: later,
+            now: later,
+          },
+        );
+      });
+      const [changed] = await listSchedules(testDb.db, repository);
+      assert.equal(changed?.cron, "30 6 * * *");
+      assert.equal(
+        changed?.nextAt.getTime(),
+        nextScheduleTick("30 6 * * *", "Europe/Oslo", later).getTime(),
+      );
+      assert.notEqual(changed?.nextAt.getTime(), kept?.nextAt.getTime());
     });
 
     test("a truncated recursive tree is walked down to .github/flows", async () => {

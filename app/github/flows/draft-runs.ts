@@ -8,6 +8,7 @@
  * answer, yes or no, is a comment on the pull request, sent through the outbox once the
  * delivery commits and keyed by the delivery, so a redelivery answers once.
  */
+import type { FlowDefinition } from "../../../flows-schema/schema.js";
 import type { Json } from "../../engine/types.js";
 import {
   ConcurrencyGroupError,
@@ -52,7 +53,7 @@ interface DraftRunRequest {
         path: string;
         name: string;
         source: string;
-        definition: Parameters<typeof saveFlowVersion>[1]["definition"];
+        definition: FlowDefinition;
       };
 }
 
