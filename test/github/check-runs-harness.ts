@@ -45,6 +45,7 @@ export async function startHarness(
   store: Database,
   options: {
     writeIntervalMs?: number;
+    maxSlotWaitMs?: number;
     fake?: Parameters<typeof FakeGitHub.start>[0];
   } = {},
 ): Promise<Harness> {
@@ -101,6 +102,7 @@ export async function startHarness(
       const runtimeApp = { ...app, github: runtimeOptions.github ?? github };
       const part = checkRunsPart(runtimeApp, {
         writeIntervalMs: options.writeIntervalMs ?? INTERVAL_MS,
+        ...(options.maxSlotWaitMs !== undefined ? { maxSlotWaitMs: options.maxSlotWaitMs } : {}),
       });
       const runtime = startRuntime({
         store,

@@ -144,6 +144,29 @@ steps:
       }
     });
 
+    test("a slot further off than a worker may wait is kept, and the task comes back for it", async () => {
+      const h = await startHarness(testDb.db, { writeIntervalMs: 100, maxSlotWaitMs: 0 });
+      try {
+        const t0 = Date.now();
+        const runs = [
+          await h.startRun(STEPS_THEN_DONE),
+          await h.startRun(WAIT_FOR_SIGNAL),
+          await h.startRun(STEPS_THEN_DONE.replace("Release", "Release again")),
+        ];
+        h.startRuntime();
+        await latestCheckRun(h.fake, runs[0] ?? "", "completed", "success");
+        await latestCheckRun(h.fake, runs[1] ?? "", "completed", "action_required");
+        await latestCheckRun(h.fake, runs[2] ?? "", "completed", "success");
+        const writes = h.fake.writes.map((w) => w.at).sort((a, b) => a - b);
+        writes.forEach((at, k) =>
+          assert.ok(at - t0 >= k * 100 - 2, `write ${k} at +${at - t0} ms, before its slot`),
+        );
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+
     test("a 403 with retry-after holds the installation's writes and the task until then", async () => {
       let offset = 0;
       const h = await startHarness(testDb.db, {

@@ -95,7 +95,12 @@ export function syncCheckRunHandler(app: GitHubApp, options: SyncOptions = {}): 
     // The wait is the longer of the database's (immune to this host's clock skew) and the
     // slot by this host's clock (immune to the query's latency): never early by either.
     const payload = (task.payload ?? {}) as SyncPayload;
-    let slotAt = payload.slotAt;
+    // A kept slot is ours until the next one begins; a task retried later (GitHub failed)
+    // has let it pass, and takes a new one.
+    let slotAt =
+      payload.slotAt !== undefined && payload.slotAt + intervalMs > Date.now()
+        ? payload.slotAt
+        : undefined;
     let wait = slotAt !== undefined ? slotAt - Date.now() : 0;
     if (slotAt === undefined) {
       const slot = await takeWriteSlot(app.store, github.installationId, intervalMs);
