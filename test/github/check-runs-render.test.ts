@@ -278,6 +278,33 @@ void describe("rendering a run as a check run", () => {
     assertWithinLimits(rendered);
   });
 
+  void it("shows a run its concurrency group holds back as queued, with Cancel", () => {
+    const run = new TestRun(flow({ steps: { build: { run: "make" } } }), { admit: false });
+    run.decide(0);
+    const rendered = renderCheckRun(details(run));
+    assert.equal(rendered.status, "queued");
+    assert.equal(rendered.conclusion, undefined);
+    assert.deepEqual(
+      rendered.actions.map((a) => a.label),
+      ["Cancel"],
+    );
+  });
+
+  void it("links a step to the page its executor reported", () => {
+    const run = started({ steps: { build: { workflow: "build.yml" } } });
+    run.add({
+      type: "attempt.progress",
+      at: 5,
+      step: "build",
+      attempt: 1,
+      detail: "Actions run 42",
+      url: "https://github.com/acme/app/actions/runs/42",
+    });
+    run.decide(5);
+    const row = cells(stepRows(renderCheckRun(details(run)).output.summary)[0] ?? "");
+    assert.equal(row[4], "[Actions run 42](https://github.com/acme/app/actions/runs/42)");
+  });
+
   void it("puts the latest note in the text", () => {
     const run = started({ steps: { build: { run: "make" } } });
     const rendered = renderCheckRun(details(run), {
