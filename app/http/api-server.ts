@@ -270,7 +270,12 @@ type Authenticate = (request: IncomingMessage) => Promise<BatonApi>;
  * (authenticated first); anything else is passed (false), so the route can be mounted
  * beside others (the GitHub app's webhook inbox and webhook triggers share `/api/`).
  */
-function apiRoute(authenticate: Authenticate, log: Logger): HttpRoute {
+function apiRoute(
+  authenticate: Authenticate,
+  log: Logger,
+  /** Whether a 500 tells its error's message (locally) or only that it is logged (to the world). */
+  exposeInternalErrors: boolean,
+): HttpRoute {
   return async (request, response, url) => {
     const route = routes.find((r) => r.method === request.method && r.pattern.test(url.pathname));
     if (!route) return false;
@@ -282,9 +287,11 @@ function apiRoute(authenticate: Authenticate, log: Logger): HttpRoute {
       send(response, result.status, result.body);
     } catch (error: unknown) {
       const { status, code } = errorStatus(error);
-      const message = error instanceof Error ? error.message : String(error);
+      let message = error instanceof Error ? error.message : String(error);
       if (status >= 500)
         log.error("API request failed", { method: request.method, path: url.pathname, error });
+      if (code === "internal" && !exposeInternalErrors)
+        message = "Baton failed to answer (an internal error); the app's log has the details.";
       send(response, status, { error: { code, message, ...errorExtra(error) } });
     }
     return true;
@@ -335,27 +342,32 @@ export function createApiRoute(options: ApiRouteOptions): HttpRoute {
         });
       }),
       log,
+      true,
     );
   }
   // Loaded on first use: it brings Octokit, which the local CLI never needs.
   let users: Promise<GitHubUsers> | undefined;
   const github = auth.github;
   const cacheMs = auth.loginCacheMs;
-  return apiRoute(async (request) => {
-    const token = tokenOf(request);
-    if (token === undefined)
-      throw new AuthenticationError(
-        "Authenticate with a GitHub token: `Authorization: Bearer <token>` " +
-          "(the CLI takes BATON_TOKEN, GITHUB_TOKEN or `gh auth token`).",
+  return apiRoute(
+    async (request) => {
+      const token = tokenOf(request);
+      if (token === undefined)
+        throw new AuthenticationError(
+          "Authenticate with a GitHub token: `Authorization: Bearer <token>` " +
+            "(the CLI takes BATON_TOKEN, GITHUB_TOKEN or `gh auth token`).",
+        );
+      users ??= import("./github-users.js").then(
+        ({ GitHubUsers }) =>
+          new GitHubUsers({ github, ...(cacheMs !== undefined ? { cacheMs } : {}) }),
       );
-    users ??= import("./github-users.js").then(
-      ({ GitHubUsers }) =>
-        new GitHubUsers({ github, ...(cacheMs !== undefined ? { cacheMs } : {}) }),
-    );
-    const known = await users;
-    const login = await known.login(token);
-    return new GitHubUserClient({ store, service, users: known, login });
-  }, log);
+      const known = await users;
+      const login = await known.login(token);
+      return new GitHubUserClient({ store, service, users: known, login });
+    },
+    log,
+    false,
+  );
 }
 
 /** A server of its own for an API route; anything the route passes is 404. */
@@ -384,6 +396,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     apiRoute(
       localAuthenticate(options.token, options.defaultActor, (actor) => options.clientFor(actor)),
       log,
+      true,
     ),
     log,
   );

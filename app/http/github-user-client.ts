@@ -123,10 +123,10 @@ export class GitHubUserClient extends ServiceClient {
     // Local runs (no repository) are nobody's on GitHub.
     if (run.repository === "local") return "none";
     // The repository's installation now (it changes when the app is reinstalled), else
-    // the one the run was started with.
-    const installationId =
-      (await getInstalledRepository(this.store, run.repository))?.installationId ??
-      run.github?.installationId;
+    // the one the run was started with. Uninstalled: nobody can be asked about it.
+    const installed = await getInstalledRepository(this.store, run.repository);
+    if (installed?.removedAt) return "none";
+    const installationId = installed?.installationId ?? run.github?.installationId;
     if (installationId === undefined) return "none";
     return this.#permission(run.repository, installationId);
   }

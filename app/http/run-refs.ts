@@ -6,6 +6,7 @@
 import type { Queryable } from "../store/database.js";
 import type { Run } from "../store/model.js";
 import { findRunsByIdPrefix, findRunsByNumber, getRunById } from "../store/runs.js";
+import { getInstalledRepository } from "./live-flows-sql.js";
 
 /** How many runs a prefix or a number may match before the answer is "ambiguous". */
 const MAX_CANDIDATES = 5;
@@ -15,7 +16,10 @@ export async function findRunCandidates(db: Queryable, ref: string): Promise<Run
   const inRepository = /^([^/\s#]+)\/([^/\s#]+)\/([^/\s#]+)#(\d+)$/.exec(ref);
   if (inRepository) {
     const [, owner, repo, flow = "", number] = inRepository;
-    return findRunsByNumber(db, flow, Number(number), `${owner}/${repo}`);
+    // GitHub names are case-insensitive; runs keep the spelling the app was given.
+    const repository = `${owner}/${repo}`;
+    const spelled = (await getInstalledRepository(db, repository))?.repository ?? repository;
+    return findRunsByNumber(db, flow, Number(number), spelled);
   }
   const numbered = /^([^/\s#]+)#(\d+)$/.exec(ref);
   if (numbered) return findRunsByNumber(db, numbered[1] ?? "", Number(numbered[2]));

@@ -65,6 +65,9 @@ for (const backend of BACKENDS) {
       const shown = await app.call(app.tokens.reader, "GET", `/api/runs/${ref}`);
       assert.equal(shown.status, 200, JSON.stringify(shown.body));
       assert.equal(shown.body.id, id);
+      const otherCase = encodeURIComponent(`ACME/Widgets/release#${number}`);
+      const shownOtherCase = await app.call(app.tokens.reader, "GET", `/api/runs/${otherCase}`);
+      assert.equal(shownOtherCase.body.id, id, "GitHub names are case-insensitive");
       const byPrefix = await app.call(app.tokens.reader, "GET", `/api/runs/${id.slice(0, 13)}`);
       assert.equal(byPrefix.body.id, id);
       const logs = await app.call(app.tokens.reader, "GET", `/api/runs/${id}/logs`);
