@@ -19,6 +19,7 @@ import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.j
 import type { Harness } from "./check-runs-harness.js";
 import {
   REPOSITORY,
+  assertNoCompletedCheckRunChanged,
   checkRunsOf,
   eventually,
   latestCheckRun,
@@ -178,6 +179,7 @@ for (const backend of BACKENDS) {
         );
         assert.equal((await getCheckRunRecord(testDb.db, runId))?.checkRunId, done.id);
         assert.equal(h.fake.comments.length, 2, "an accepted click makes no comment");
+        assertNoCompletedCheckRunChanged(h.fake);
         h.fake.assertNoUnexpectedRequests();
       } finally {
         await clicks.stop();
@@ -216,6 +218,7 @@ for (const backend of BACKENDS) {
         });
         assert.match(again.output.text ?? "", /@writer reran the run/);
         assert.match(again.output.summary ?? "", /@writer \| rerun/);
+        assertNoCompletedCheckRunChanged(h.fake);
         h.fake.assertNoUnexpectedRequests();
       } finally {
         await clicks.stop();

@@ -155,9 +155,18 @@ export function latestCheckRun(
 /** GitHub never changes a completed check run's status or conclusion: Baton must not ask. */
 export function assertNoCompletedCheckRunChanged(fake: FakeGitHub): void {
   const sent = new Map<string, { status?: string; conclusion?: string }>();
+  // The fake keeps check runs in the order they were created, one per accepted POST.
+  let created = 0;
   for (const request of fake.requests) {
+    if (request.status >= 300) continue;
+    if (request.method === "POST" && /\/check-runs$/.test(request.path)) {
+      const id = fake.checkRuns[created]?.id;
+      created += 1;
+      sent.set(String(id), { ...(request.body as { status?: string; conclusion?: string }) });
+      continue;
+    }
     const match = /\/check-runs\/(\d+)$/.exec(request.path);
-    if (request.method !== "PATCH" || !match || request.status >= 300) continue;
+    if (request.method !== "PATCH" || !match) continue;
     const body = request.body as { status?: string; conclusion?: string };
     const before = sent.get(match[1] ?? "");
     if (before?.status === "completed")
