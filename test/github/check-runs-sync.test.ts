@@ -87,6 +87,39 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("a run its concurrency group holds back goes queued → in_progress → completed", async () => {
+      const h = await startHarness(testDb.db);
+      try {
+        const source = `
+concurrency: { group: solo, mode: queue }
+steps:
+  work:
+    run: sleep 1
+`;
+        const first = await h.startRun(source);
+        const second = await h.startRun(source);
+        assert.equal((await h.service.getRun(second)).run.status, "queued");
+        h.startRuntime();
+        await h.service.waitForRun(second);
+        await latestCheckRun(h.fake, second, "completed", "success");
+        await latestCheckRun(h.fake, first, "completed", "success");
+        const statuses = h.fake.requests
+          .filter((r) => /\/check-runs(\/\d+)?$/.test(r.path) && r.method !== "GET")
+          .map((r) => r.body as { external_id?: string; status?: string })
+          .filter((body) => body.external_id === second)
+          .map((body) => body.status);
+        assert.deepEqual(
+          statuses.filter((status, i) => status !== statuses[i - 1]),
+          ["queued", "in_progress", "completed"],
+        );
+        assert.equal(checkRunsOf(h.fake, second).length, 1);
+        assertNoCompletedCheckRunChanged(h.fake);
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+      }
+    });
+
     test("a failed run is completed as failure with a Retry button", async () => {
       const h = await startHarness(testDb.db);
       try {
