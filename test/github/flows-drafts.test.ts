@@ -284,6 +284,19 @@ for (const backend of BACKENDS) {
       h.fake.assertNoUnexpectedRequests();
     });
 
+    test("a branch behind the default branch that does not touch flows gets no check", async () => {
+      // The branch starts here; then the default branch changes a flow, which goes live.
+      h.fake.commit(REPO, { files: { "docs.md": "notes" }, branch: "behind" });
+      await h.fake.push(REPO, {
+        files: { ".github/flows/release.yml": LIVE.replace("signal: go", "signal: go-on") },
+      });
+      await h.drain();
+      await h.fake.openPullRequest(REPO, { number: 8, headBranch: "behind", user: "writer" });
+      await h.drain();
+      assert.deepEqual(flowsChecks(h.fake, h.fake.head(REPO, "behind")), []);
+      h.fake.assertNoUnexpectedRequests();
+    });
+
     test("sending the same check twice leaves one check run with its annotations once", async () => {
       const sha = h.fake.head(REPO);
       const check = {

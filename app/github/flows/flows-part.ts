@@ -30,7 +30,7 @@ import {
   upsertRepository,
 } from "./live-flows-sql.js";
 import type { LoadedFlows } from "./load-flows.js";
-import { FLOWS_DIRECTORY, loadFlowsAt } from "./load-flows.js";
+import { FLOWS_DIRECTORY, isFlowFile, loadFlowsAt } from "./load-flows.js";
 import { byName } from "./order.js";
 import { renderDraftCheck, renderLiveCheck } from "./render-flows-check.js";
 import { DEFAULT_SETTINGS, SETTINGS_PATH } from "./repository-settings.js";
@@ -224,19 +224,32 @@ const onPullRequest: EventHandler = async (event, app) => {
   if (pull.state !== undefined && pull.state !== "open") return undefined;
   const number = pull.number;
   const octokit = app.github.installation(installationId);
+  // Only what the pull request itself changes (against its merge base) is a draft: a
+  // branch behind the default branch must not look like it reverts newer live flows.
+  const touched = await touchedFlowFiles(octokit, repository, number);
+  if (touched.complete && touched.paths.size === 0) return undefined;
+  const inPullRequest = (path: string) => !touched.complete || touched.paths.has(path);
   const loaded = await loadFlowsAt(octokit, repository, headSha);
   const live = await listLiveFlows(app.store, repository);
   const liveByName = new Map(live.map((flow) => [flow.flow, flow]));
 
   const changed = loaded.files.filter((file) => {
     const current = liveByName.get(file.name);
-    return current?.source === undefined || current.source !== file.source;
+    return (
+      inPullRequest(file.path) && (current?.source === undefined || current.source !== file.source)
+    );
   });
   const present = new Set(loaded.files.map((file) => file.name));
-  const removed = live.filter((flow) => !present.has(flow.flow));
-  const settingsProblems = loaded.settings?.parsed.diagnostics.length ?? 0;
+  const removed = live.filter((flow) => !present.has(flow.flow) && inPullRequest(flow.path));
+  const problems = loaded.problems.filter((problem) => inPullRequest(problem.file));
+  const settingsFile = inPullRequest(SETTINGS_PATH) ? loaded.settings : undefined;
+  const settingsProblems = settingsFile?.parsed.diagnostics.length ?? 0;
   const liveSettings = (await getRepository(app.store, repository))?.settings ?? DEFAULT_SETTINGS;
-  const draftSettings = loaded.settings ? loaded.settings.parsed.settings : DEFAULT_SETTINGS;
+  const draftSettings = !inPullRequest(SETTINGS_PATH)
+    ? liveSettings
+    : settingsFile
+      ? settingsFile.parsed.settings
+      : DEFAULT_SETTINGS;
   const settingsChange =
     draftSettings && stableJson(draftSettings) !== stableJson(liveSettings)
       ? { before: liveSettings, after: draftSettings }
@@ -244,7 +257,7 @@ const onPullRequest: EventHandler = async (event, app) => {
   if (
     changed.length === 0 &&
     removed.length === 0 &&
-    loaded.problems.length === 0 &&
+    problems.length === 0 &&
     settingsProblems === 0 &&
     !settingsChange
   )
@@ -252,19 +265,25 @@ const onPullRequest: EventHandler = async (event, app) => {
 
   const liveDefinitions: Record<string, FlowDefinition> = {};
   for (const flow of live) if (flow.definition) liveDefinitions[flow.flow] = flow.definition;
-  // An invalid draft shows as problems, not as a removal: the diff keeps its live version.
-  const draftDefinitions: Record<string, FlowDefinition> = {};
-  for (const file of loaded.files) {
-    const definition = file.flow ?? liveDefinitions[file.name];
-    if (definition) draftDefinitions[file.name] = definition;
-  }
+  // The drafts are live plus this pull request's changes. An invalid draft shows as
+  // problems, not as a removal: the diff keeps its live version.
+  const draftDefinitions: Record<string, FlowDefinition> = { ...liveDefinitions };
+  for (const file of changed) if (file.flow) draftDefinitions[file.name] = file.flow;
+  for (const flow of removed) delete draftDefinitions[flow.flow];
   const diff = diffFlows(liveDefinitions, draftDefinitions);
   const runnable = changed
     .filter((file) => file.flow)
     .map((file) => file.name)
     .sort(byName);
   const invalid = changed.filter((file) => !file.flow).map((file) => file.name);
-  const shown: LoadedFlows = { ...loaded, files: changed };
+  // What the check shows: this pull request's files only.
+  const shown: LoadedFlows = {
+    repository: loaded.repository,
+    sha: loaded.sha,
+    files: changed,
+    problems,
+    ...(settingsFile ? { settings: settingsFile } : {}),
+  };
   const check = renderDraftCheck({
     loaded: shown,
     pullRequest: number,
@@ -301,3 +320,29 @@ const onPullRequest: EventHandler = async (event, app) => {
     await enqueueTasks(tx, [flowsCheckRunTask({ installationId, repository, check })]);
   };
 };
+
+/** GitHub lists at most this many files of a pull request. */
+const PULL_REQUEST_FILES_LISTED = 3000;
+
+/**
+ * The flow and settings files a pull request changes (old and new names of renamed
+ * ones). `complete` is false when GitHub's list may be cut off: then every file counts.
+ */
+async function touchedFlowFiles(
+  octokit: Octokit,
+  repository: string,
+  pullRequest: number,
+): Promise<{ paths: Set<string>; complete: boolean }> {
+  const [owner = "", repo = ""] = repository.split("/");
+  const files = await octokit.paginate(octokit.rest.pulls.listFiles, {
+    owner,
+    repo,
+    pull_number: pullRequest,
+    per_page: 100,
+  });
+  const paths = new Set<string>();
+  for (const file of files)
+    for (const path of [file.filename, file.previous_filename])
+      if (path !== undefined && (isFlowFile(path) || path === SETTINGS_PATH)) paths.add(path);
+  return { paths, complete: files.length < PULL_REQUEST_FILES_LISTED };
+}

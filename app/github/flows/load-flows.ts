@@ -21,6 +21,10 @@ export const FLOWS_DIRECTORY = ".github/flows";
 /** `.github/flows/<name>.yml` or `.yaml`, directly in the folder. */
 const FLOW_FILE = /^\.github\/flows\/[^/]+\.ya?ml$/;
 
+export function isFlowFile(path: string): boolean {
+  return FLOW_FILE.test(path);
+}
+
 export interface LoadedFlowFile {
   /** The flow's name: the file name without the extension. */
   name: string;
