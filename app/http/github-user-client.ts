@@ -12,6 +12,11 @@
  * for private repositories; someone who can read but not more gets 403 with the
  * permission GitHub reported.
  *
+ * Changes (start, signal, cancel, retry, approve, reject, webhook secrets) ask GitHub at
+ * that moment. Reads (list, show, logs) may use an answer GitHub gave in the last 10 s:
+ * following a run polls it, and asking on each poll would spend the installation's
+ * rate limit (5,000 requests an hour) on one person watching.
+ *
  * Listing runs needs a repository (`?repository=owner/repo`): showing runs across
  * repositories would ask GitHub about every installed repository on each request.
  * Local flow files are refused: the app runs only flows committed to a repository.
@@ -21,6 +26,7 @@ import type { Permission } from "../github/permissions.js";
 import { hasPermission } from "../github/permissions.js";
 import type { BatonService } from "../runtime/service.js";
 import type { Database } from "../store/database.js";
+import { RunNotFoundError } from "../runtime/errors.js";
 import type { Run } from "../store/model.js";
 import type {
   RunListFilter,
@@ -38,6 +44,7 @@ import {
 import type { GitHubUsers } from "./github-users.js";
 import { servedRepository } from "./live-flow-actions.js";
 import { getInstalledRepository } from "./live-flows-sql.js";
+import type { RunPurpose } from "./service-client.js";
 import { ServiceClient } from "./service-client.js";
 
 export interface GitHubUserClientOptions {
@@ -90,36 +97,48 @@ export class GitHubUserClient extends ServiceClient {
 
   protected override async allowed(
     ref: string,
-    needed: Permission,
-    action = "this",
+    purpose: RunPurpose,
   ): Promise<{ run: Run; facts: ApproverFacts }> {
     // Runs of repositories the user cannot read are not there for them, even in an
     // ambiguity's list of candidates.
     const run = await this.resolveRun(ref, async (runs) => {
+      if (runs.length <= 1) return runs;
       const readable = await Promise.all(
         runs.map(async (candidate) =>
-          hasPermission(await this.#permissionOnRunRepository(candidate), "read"),
+          hasPermission(await this.#permissionOnRunRepository(candidate, "read"), "read"),
         ),
       );
       return runs.filter((_, index) => readable[index]);
     });
-    const permission = await this.#permissionOnRunRepository(run);
-    if (!hasPermission(permission, needed))
-      throw new PermissionDeniedError(this.actor, run.repository, permission, needed, action);
+    const fresh = purpose.needs !== "read" || purpose.decides === true;
+    const permission = await this.#permissionOnRunRepository(run, fresh ? "now" : "read");
+    if (permission === "none") throw new RunNotFoundError(ref);
+    if (!hasPermission(permission, purpose.needs))
+      throw new PermissionDeniedError(
+        this.actor,
+        run.repository,
+        permission,
+        purpose.needs,
+        purpose.action,
+      );
     return { run, facts: { permission, teams: [], codeowner: false } };
   }
 
   /** The repository's name as stored, if the user has `needed` on it. */
   async #require(repository: string, needed: Permission, action: string): Promise<string> {
     const installed = await servedRepository(this.store, repository);
-    const permission = await this.#permission(installed.repository, installed.installationId);
+    const permission = await this.#permission(
+      installed.repository,
+      installed.installationId,
+      needed === "read" ? "read" : "now",
+    );
     if (permission === "none") throw new RepositoryNotServedError(repository);
     if (!hasPermission(permission, needed))
       throw new PermissionDeniedError(this.actor, installed.repository, permission, needed, action);
     return installed.repository;
   }
 
-  async #permissionOnRunRepository(run: Run): Promise<Permission> {
+  async #permissionOnRunRepository(run: Run, when: PermissionFreshness): Promise<Permission> {
     // Local runs (no repository) are nobody's on GitHub.
     if (run.repository === "local") return "none";
     // The repository's installation now (it changes when the app is reinstalled), else
@@ -128,16 +147,28 @@ export class GitHubUserClient extends ServiceClient {
     if (installed?.removedAt) return "none";
     const installationId = installed?.installationId ?? run.github?.installationId;
     if (installationId === undefined) return "none";
-    return this.#permission(run.repository, installationId);
+    return this.#permission(run.repository, installationId, when);
   }
 
-  #permission(repository: string, installationId: number): Promise<Permission> {
-    const key = repository.toLowerCase();
+  /**
+   * `now`: asked of GitHub now (once per request). `read`: for reading only, an answer
+   * GitHub gave in the last few seconds will do (see GitHubUsers.permission).
+   */
+  #permission(
+    repository: string,
+    installationId: number,
+    when: PermissionFreshness,
+  ): Promise<Permission> {
+    const key = `${when}:${repository.toLowerCase()}`;
     let asked = this.#asked.get(key);
     if (!asked) {
-      asked = this.#users.permission(installationId, repository, this.actor);
+      asked = this.#users.permission(installationId, repository, this.actor, {
+        forReading: when === "read",
+      });
       this.#asked.set(key, asked);
     }
     return asked;
   }
 }
+
+type PermissionFreshness = "now" | "read";

@@ -4,8 +4,10 @@
  *
  * The login is asked with the token itself (`GET /user`) and remembered for a short
  * while, keyed by a hash of the token (the token is never kept or logged): a revoked
- * token keeps working for at most `cacheMs`. Permissions are never remembered: each
- * action asks GitHub with the app's installation token at that moment (DESIGN.md rule 8).
+ * token keeps working for at most `cacheMs`. Permissions are asked with the app's
+ * installation token at the moment of each change (DESIGN.md rule 8); only reading runs
+ * may reuse an answer of the last `readCacheMs`, so that following a run does not spend
+ * the installation's rate limit.
  */
 import { createHash } from "node:crypto";
 import { ProbotOctokit } from "probot";
@@ -18,6 +20,8 @@ export interface GitHubUsersOptions {
   github: GitHubClient;
   /** How long a token's login is remembered. (Default: 60 000 ms) */
   cacheMs?: number;
+  /** How long a permission may be reused to read runs (never to change them). (Default: 10 000 ms) */
+  readCacheMs?: number;
   /** The clock. (Default: Date.now) */
   now?: () => number;
 }
@@ -29,11 +33,14 @@ export class GitHubUsers {
   readonly #github: GitHubClient;
   readonly #cacheMs: number;
   readonly #now: () => number;
+  readonly #readCacheMs: number;
   readonly #logins = new Map<string, { login: Promise<string>; expiresAt: number }>();
+  readonly #readPermissions = new Map<string, { permission: Permission; expiresAt: number }>();
 
   constructor(options: GitHubUsersOptions) {
     this.#github = options.github;
     this.#cacheMs = options.cacheMs ?? 60_000;
+    this.#readCacheMs = options.readCacheMs ?? 10_000;
     this.#now = options.now ?? Date.now;
   }
 
@@ -53,10 +60,23 @@ export class GitHubUsers {
     return login;
   }
 
-  /** The user's permission on the repository, asked now with the installation's token. */
-  async permission(installationId: number, repository: string, login: string): Promise<Permission> {
+  /**
+   * The user's permission on the repository, asked with the installation's token. Asked
+   * now, unless `forReading`: then an answer from the last `readCacheMs` will do.
+   */
+  async permission(
+    installationId: number,
+    repository: string,
+    login: string,
+    options: { forReading?: boolean } = {},
+  ): Promise<Permission> {
+    const key = `${installationId}:${repository.toLowerCase()}:${login.toLowerCase()}`;
+    const now = this.#now();
+    const cached = this.#readPermissions.get(key);
+    if (options.forReading && cached && cached.expiresAt > now) return cached.permission;
+    let permission: Permission;
     try {
-      return await repositoryPermission(
+      permission = await repositoryPermission(
         this.#github.installation(installationId),
         repository,
         login,
@@ -66,6 +86,12 @@ export class GitHubUsers {
         cause: error,
       });
     }
+    if (this.#readPermissions.size >= SWEEP_AT) {
+      for (const [k, entry] of this.#readPermissions)
+        if (entry.expiresAt <= now) this.#readPermissions.delete(k);
+    }
+    this.#readPermissions.set(key, { permission, expiresAt: now + this.#readCacheMs });
+    return permission;
   }
 
   async #askLogin(token: string): Promise<string> {

@@ -26,6 +26,16 @@ import type {
 import { liveFlowWebhookSecret, startLiveRun } from "./live-flow-actions.js";
 import { findRunCandidates, runRefOf } from "./run-refs.js";
 
+/** What an action on a run needs. */
+export interface RunPurpose {
+  /** The permission on the run's repository. */
+  needs: Permission;
+  /** What is done, for messages: "cancelling a run". */
+  action: string;
+  /** The permission becomes a fact of an approval decision: it must be GitHub's answer now. */
+  decides?: boolean;
+}
+
 export interface ServiceClientOptions {
   store: Database;
   service: BatonService;
@@ -68,7 +78,7 @@ export class ServiceClient implements BatonApi {
   }
 
   async getRun(ref: string): Promise<RunView> {
-    const { run } = await this.allowed(ref, "read");
+    const { run } = await this.allowed(ref, { needs: "read", action: "reading a run" });
     const details = await this.service.getRun(run.id);
     if (!details.state) throw new Error(`run ${details.run.id} has no state yet; try again`);
     return {
@@ -82,7 +92,7 @@ export class ServiceClient implements BatonApi {
   }
 
   async getLogs(runRef: string, step?: string, afterSeq?: number): Promise<LogLine[]> {
-    const { run } = await this.allowed(runRef, "read");
+    const { run } = await this.allowed(runRef, { needs: "read", action: "reading logs" });
     const chunks = await this.service.getLogs(run.id, {
       ...(step !== undefined ? { step } : {}),
       ...(afterSeq !== undefined ? { afterSeq } : {}),
@@ -103,7 +113,11 @@ export class ServiceClient implements BatonApi {
     comment?: string,
   ): Promise<ApprovalVerdict> {
     // Anyone who can read the run may submit; the flow's policy judges the facts.
-    const { run, facts } = await this.allowed(runRef, "read");
+    const { run, facts } = await this.allowed(runRef, {
+      needs: "read",
+      action: `${decision === "approve" ? "approving" : "rejecting"} a step`,
+      decides: true,
+    });
     const options = {
       user: this.actor,
       via: "cli" as const,
@@ -122,17 +136,17 @@ export class ServiceClient implements BatonApi {
   }
 
   async signal(runRef: string, name: string, payload: Json): Promise<void> {
-    const { run } = await this.allowed(runRef, "write", "sending a signal");
+    const { run } = await this.allowed(runRef, { needs: "write", action: "sending a signal" });
     await this.service.signal(run.id, name, payload, this.actor);
   }
 
   async cancel(runRef: string, reason?: string): Promise<void> {
-    const { run } = await this.allowed(runRef, "write", "cancelling a run");
+    const { run } = await this.allowed(runRef, { needs: "write", action: "cancelling a run" });
     await this.service.cancel(run.id, reason ?? `cancelled by ${this.actor}`, this.actor);
   }
 
   async retry(runRef: string, fromStep?: string): Promise<void> {
-    const { run } = await this.allowed(runRef, "write", "retrying a run");
+    const { run } = await this.allowed(runRef, { needs: "write", action: "retrying a run" });
     await this.service.retry(run.id, {
       by: this.actor,
       ...(fromStep !== undefined ? { fromStep } : {}),
@@ -150,13 +164,12 @@ export class ServiceClient implements BatonApi {
   async close(): Promise<void> {}
 
   /**
-   * The run `ref` names, if the actor may act on it as `needed` (for `action`), and the
-   * facts about the actor that approval policies judge. Locally: any run, as declared.
+   * The run `ref` names, if the actor may act on it as the purpose needs, and the facts
+   * about the actor that approval policies judge. Locally: any run, as declared.
    */
   protected async allowed(
     ref: string,
-    _needed: Permission,
-    _action?: string,
+    _purpose: RunPurpose,
   ): Promise<{ run: Run; facts: ApproverFacts }> {
     return { run: await this.resolveRun(ref), facts: this.#facts };
   }

@@ -158,6 +158,39 @@ for (const backend of BACKENDS) {
       app.fake.assertNoUnexpectedRequests();
     });
 
+    test("reading a run may reuse GitHub's answer of the last seconds; every change asks GitHub again", async () => {
+      const started = await app.call(app.tokens.writer, "POST", START, {
+        inputs: { version: "6" },
+      });
+      const id = String(started.body.id);
+      // Someone new, whose permission nothing has asked yet.
+      app.fake.setRole(REPOSITORY, "maintainer", "maintain");
+      const token = app.fake.userToken("maintainer");
+      const asked = () =>
+        app.fake.requests.filter((r) => r.operationId === "repos/get-collaborator-permission-level")
+          .length;
+      const before = asked();
+      for (let i = 0; i < 3; i++) {
+        const shown = await app.call(token, "GET", `/api/runs/${id}`);
+        assert.equal(shown.status, 200);
+      }
+      assert.equal(asked() - before, 1, "three reads, one question");
+
+      // Demoted on GitHub: the next change is refused at once.
+      app.fake.setRole(REPOSITORY, "maintainer", "read");
+      try {
+        const signal = await app.call(token, "POST", `/api/runs/${id}/signals/go`, {});
+        assert.equal(signal.status, 403);
+        assert.equal(signal.body.error?.permission, "read");
+      } finally {
+        app.fake.setRole(REPOSITORY, "maintainer", "maintain");
+      }
+      const again = await app.call(token, "POST", `/api/runs/${id}/signals/go`, {});
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(asked() - before, 3, "each change asked GitHub");
+      app.fake.assertNoUnexpectedRequests();
+    });
+
     test("inputs that do not fit the flow get 422 with every problem listed, and nothing starts", async () => {
       const before = await testDb.db.query("SELECT count(*)::int AS n FROM runs");
       const answer = await app.call(app.tokens.writer, "POST", START, {
