@@ -46,6 +46,8 @@ export async function startHarness(
   options: {
     writeIntervalMs?: number;
     maxSlotWaitMs?: number;
+    /** The app's `publicUrl`. (Default: none) */
+    publicUrl?: string;
     fake?: Parameters<typeof FakeGitHub.start>[0];
   } = {},
 ): Promise<Harness> {
@@ -65,7 +67,14 @@ export async function startHarness(
     throttle: false,
   });
   const service = new BatonService({ store });
-  const app: GitHubApp = { store, service, github, log: testLog, now: Date.now };
+  const app: GitHubApp = {
+    store,
+    service,
+    github,
+    log: testLog,
+    now: Date.now,
+    ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),
+  };
   const runtimes: Runtime[] = [];
   const harness: Harness = {
     fake,

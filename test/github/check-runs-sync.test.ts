@@ -51,7 +51,7 @@ for (const backend of BACKENDS) {
     });
 
     test("a run's check run goes from in progress to success, with a table of steps", async () => {
-      const h = await startHarness(testDb.db);
+      const h = await startHarness(testDb.db, { publicUrl: "https://baton.example.com/" });
       try {
         const runId = await h.startRun(STEPS_THEN_DONE);
         h.startRuntime();
@@ -61,6 +61,7 @@ for (const backend of BACKENDS) {
         assert.equal(all.length, 1, "one check run for the whole run");
         assert.equal(done.name, "baton / Release");
         assert.equal(done.head_sha, h.head);
+        assert.equal(done.details_url, `https://baton.example.com/api/runs/${runId}`);
         assert.match(done.output.summary ?? "", /\| `build` \| ✅ success \|/);
         assert.match(done.output.summary ?? "", /\| `ship` \| ✅ success \|/);
         assert.deepEqual(done.actions, []);
