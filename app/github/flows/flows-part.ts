@@ -100,20 +100,20 @@ const onInstalled: EventHandler = async (event, app) => {
   };
 };
 
-/** Their triggers stop; runs already started are not touched. */
+/** Their triggers stop; runs already started are not touched. Nothing to read first. */
 const onUninstalled: EventHandler = (event, app) => {
-  const payload = event.payload as { action?: string; repositories_removed?: RepositoryRef[] };
   const at = new Date(app.now());
-  if (event.name === "installation") {
-    const installationId = event.installationId;
-    if (installationId === undefined) return Promise.resolve(undefined);
-    return Promise.resolve(async (tx) => {
-      await markRepositoriesRemoved(tx, { installationId }, at);
-    });
-  }
-  const repositories = (payload.repositories_removed ?? []).map((r) => r.full_name);
+  const installationId = event.installationId;
+  const payload = event.payload as { repositories_removed?: RepositoryRef[] };
+  const which =
+    event.name === "installation"
+      ? installationId !== undefined
+        ? { installationId }
+        : undefined
+      : { repositories: (payload.repositories_removed ?? []).map((r) => r.full_name) };
+  if (!which) return Promise.resolve(undefined);
   return Promise.resolve(async (tx) => {
-    await markRepositoriesRemoved(tx, { repositories }, at);
+    await markRepositoriesRemoved(tx, which, at);
   });
 };
 
