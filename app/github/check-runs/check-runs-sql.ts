@@ -57,18 +57,6 @@ export async function getCheckRunRecord(
   return row ? toRecord(row) : undefined;
 }
 
-/** The run whose check run is `checkRunId` (a button click names the check run). */
-export async function findRunIdByCheckRun(
-  db: Queryable,
-  checkRunId: number,
-): Promise<string | undefined> {
-  const result = await db.query<{ run_id: string }>(
-    "SELECT run_id FROM github_check_runs WHERE check_run_id = $1",
-    [checkRunId],
-  );
-  return result.rows[0]?.run_id;
-}
-
 /** Remember what was sent: the check run, the run's history and the note it shows. */
 export async function saveRendered(
   db: Queryable,
