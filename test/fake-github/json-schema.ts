@@ -43,8 +43,10 @@ function check(
   const schema = typeof schemaIn.$ref === "string" ? resolve(schemaIn.$ref) : schemaIn;
   const where = at === "" ? "body" : at;
 
+  // OpenAPI 3.0's `nullable` admits null, whatever else the schema says (with no `type`,
+  // as on an `anyOf`, it must not make null the only type allowed).
+  if (value === null && schema.nullable === true) return;
   const types = schema.type === undefined ? [] : [schema.type].flat().map(String);
-  if (schema.nullable === true) types.push("null");
   if (types.length > 0 && !types.some((t) => matchesType(t, value))) {
     problems.push(`${where}: is ${typeOf(value)}, not ${types.join(" or ")}`);
     return;

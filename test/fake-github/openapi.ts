@@ -140,8 +140,11 @@ export function checkRequest(
       problems.push(
         `query: ${name} is not a documented parameter of ${route.operation.operationId}`,
       );
-  for (const p of queryParams)
+  for (const p of queryParams) {
     if (p.required && !query.has(p.name)) problems.push(`query: ${p.name} is required`);
+    const value = query.get(p.name);
+    if (value !== null && p.schema) problems.push(...checkQueryValue(p.name, value, p.schema));
+  }
 
   const resolver: RefResolver = (ref) => resolveRef(doc, ref) as Schema;
   const requestBody = route.operation.requestBody;
@@ -155,4 +158,41 @@ export function checkRequest(
     else problems.push(...validateJson(schema, body, resolver));
   }
   return problems;
+}
+
+/**
+ * What is wrong with a webhook payload, against the schema GitHub's description publishes
+ * for it (`x-webhooks`, keyed `<event>-<action>` with hyphens): the drivers' payloads are
+ * checked with this, so a patched example stays shaped like what GitHub sends.
+ */
+export function checkWebhookPayload(
+  event: string,
+  action: string | undefined,
+  payload: unknown,
+): string[] {
+  const { doc } = load();
+  const hooks = (doc as unknown as { "x-webhooks"?: Record<string, Record<string, unknown>> })[
+    "x-webhooks"
+  ];
+  const key = [event, action]
+    .filter((part) => part !== undefined)
+    .join("-")
+    .replaceAll("_", "-");
+  const post = hooks?.[key]?.post as Operation | undefined;
+  const schema = post?.requestBody?.content["application/json"]?.schema;
+  if (!schema) return [`GitHub's description has no webhook ${key}`];
+  const resolver: RefResolver = (ref) => resolveRef(doc, ref) as Schema;
+  return validateJson(schema, payload, resolver);
+}
+
+/** A query value against its parameter's schema: the enum, and integer or boolean syntax. */
+function checkQueryValue(name: string, value: string, schema: Schema): string[] {
+  const enumValues = schema.enum;
+  if (Array.isArray(enumValues) && !enumValues.map(String).includes(value))
+    return [`query: ${name}=${value} is not one of ${JSON.stringify(enumValues)}`];
+  if (schema.type === "integer" && !/^-?\d+$/.test(value))
+    return [`query: ${name}=${value} is not an integer`];
+  if (schema.type === "boolean" && value !== "true" && value !== "false")
+    return [`query: ${name}=${value} is not a boolean`];
+  return [];
 }

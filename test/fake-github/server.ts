@@ -16,7 +16,12 @@
  * app's private key (RS256, iss = the app id); repository routes need an installation
  * token from `POST /app/installations/{id}/access_tokens`, for an installation that can
  * see the repository, not expired. Paths may carry GitHub Enterprise Server's `/api/v3`
- * prefix, so an app configured with GHE_HOST/GHE_PROTOCOL can be pointed here.
+ * prefix, so an app configured with GHE_HOST/GHE_PROTOCOL can be pointed here. A user token
+ * (`userToken(login)`) is good for `GET /user` only. Writes are paced by GitHub's secondary
+ * rate limit (403 with `retry-after`, GitHub's behaviour, so not unexpected).
+ *
+ * Scenario drivers (`install`, `push`, `openPullRequest`, `pushToPullRequest`, `comment`,
+ * `requestAction`, `submitReview`) change state and deliver the matching webhook.
  */
 import {
   createPublicKey,
@@ -29,7 +34,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { GitObjects, type Commit } from "./git-objects.js";
 import { checkRequest, findOperation, type MatchedOperation } from "./openapi.js";
-import { sendWebhook, type SentWebhook } from "./webhooks.js";
+import {
+  patchPayload,
+  patchUser,
+  replaceInStrings,
+  sendWebhook,
+  webhookExample,
+  type SentWebhook,
+} from "./webhooks.js";
 
 /** GitHub's limits on a check run request (docs: "Update a check run", "Create a check run"). */
 export const CHECK_RUN_LIMITS = {
@@ -44,6 +56,47 @@ export const CHECK_RUN_LIMITS = {
 
 /** The contents API returns a file's content up to 1 MB; larger files come with encoding "none". */
 const CONTENTS_INLINE_LIMIT = 1024 * 1024;
+
+/** "List pull requests files" lists at most 3000 files (GitHub's documented cap). */
+const PULL_REQUEST_FILES_LIMIT = 3000;
+
+/** GitHub's answer to a request over a secondary rate limit (403, with `retry-after`). */
+export const SECONDARY_RATE_LIMIT_MESSAGE =
+  "You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later.";
+
+/** Content-creating methods: the ones GitHub's secondary rate limit counts. */
+const WRITE_METHODS = new Set(["POST", "PATCH", "PUT", "DELETE"]);
+
+/** Operations outside `/app` that GitHub serves to the app's JWT, not to a token. */
+const APP_JWT_OPERATIONS = new Set(["apps/get-repo-installation"]);
+
+/** Operations only a user token can call (an installation token is refused). */
+const USER_TOKEN_OPERATIONS = new Set(["users/get-authenticated"]);
+
+const NULL_SHA = "0".repeat(40);
+
+/**
+ * Fields GitHub added after @octokit/webhooks-examples was recorded, which the published
+ * webhook schemas require: filled in where an example lacks them.
+ */
+const REPOSITORY_PAYLOAD_DEFAULTS = {
+  has_discussions: false,
+  topics: [],
+  visibility: "public",
+  pushed_at: "2026-01-01T00:00:00Z",
+};
+const REACTIONS = {
+  url: "",
+  total_count: 0,
+  "+1": 0,
+  "-1": 0,
+  laugh: 0,
+  hooray: 0,
+  confused: 0,
+  heart: 0,
+  rocket: 0,
+  eyes: 0,
+};
 
 export type RepositoryRole = "admin" | "maintain" | "write" | "triage" | "read";
 
@@ -103,6 +156,24 @@ export interface FakeReview {
   user: string;
   state: "APPROVED" | "CHANGES_REQUESTED" | "COMMENTED" | "DISMISSED";
   commit_id: string;
+  body?: string;
+}
+
+/** A content-creating request an installation made (see `secondaryRateLimit`). */
+export interface RecordedWrite {
+  installationId: number;
+  /** Milliseconds since the epoch, by the fake's clock. */
+  at: number;
+  method: string;
+  path: string;
+}
+
+/** What `FakeGitHub.repository()` tells about a repository. */
+export interface FakeRepositoryInfo {
+  id: number;
+  fullName: string;
+  defaultBranch: string;
+  installationId: number;
 }
 
 interface Repository {
@@ -112,8 +183,10 @@ interface Repository {
   private: boolean;
   defaultBranch: string;
   installationId: number;
-  /** Branch and tag names → commit SHAs. */
+  /** Branch names → commit SHAs. */
   refs: Map<string, string>;
+  /** Tag names → commit SHAs (lightweight tags). */
+  tags: Map<string, string>;
   roles: Map<string, RepositoryRole>;
   pulls: Map<number, FakePullRequest>;
   issues: Set<number>;
@@ -123,6 +196,12 @@ interface Repository {
 interface Installation {
   id: number;
   account: string;
+  createdAt: string;
+}
+
+interface UserGrant {
+  login: string;
+  id: number;
 }
 
 interface IssuedToken {
@@ -155,6 +234,7 @@ class FakeHttpError extends Error {
     readonly status: number,
     message: string,
     readonly unexpected: boolean,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "FakeHttpError";
@@ -186,14 +266,31 @@ export interface FakeGitHubOptions {
   webhook?: { url: string; secret: string };
   /** The clock. (Default: Date.now) */
   now?: () => number;
+  /**
+   * GitHub's secondary rate limit on content creation: more than `perMinute` POST, PATCH,
+   * PUT or DELETE requests by one installation within 60 seconds are answered 403 with
+   * `retry-after`. (Default: 80 per minute, GitHub's documented limit)
+   */
+  secondaryRateLimit?: { perMinute?: number };
+}
+
+interface HandlerResult {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
 }
 
 type Handler = (request: {
   params: Record<string, string>;
   query: URLSearchParams;
   body: Record<string, unknown>;
+  /** The installation token's grant, for routes called with one. */
   token: IssuedToken | undefined;
-}) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
+  /** The user, for routes called with a user token. */
+  user: UserGrant | undefined;
+  /** The request's URL on the fake (with any `/api/v3` prefix), for `Link` headers. */
+  url: URL;
+}) => HandlerResult | Promise<HandlerResult>;
 
 export class FakeGitHub {
   readonly appId: number;
@@ -205,6 +302,13 @@ export class FakeGitHub {
   readonly checkRuns: FakeCheckRun[] = [];
   readonly comments: FakeIssueComment[] = [];
   readonly deliveries: HookDelivery[] = [];
+  /** Every content-creating request an installation token made and GitHub accepted. */
+  readonly writes: RecordedWrite[] = [];
+  /**
+   * Writes refused for the secondary rate limit (403 with `retry-after`): GitHub's real
+   * behaviour, so not unexpected, but a test can assert that Baton paced itself.
+   */
+  readonly rateLimited: RecordedWrite[] = [];
   webhook: { url: string; secret: string } | undefined;
 
   readonly #publicKey: KeyObject;
@@ -214,6 +318,10 @@ export class FakeGitHub {
   readonly #installations = new Map<number, Installation>();
   readonly #repositories = new Map<string, Repository>();
   readonly #tokens = new Map<string, IssuedToken>();
+  readonly #userTokens = new Map<string, UserGrant>();
+  /** Stable ids for user logins, shared by user tokens and webhook payloads. */
+  readonly #userIds = new Map<string, number>();
+  readonly #writesPerMinute: number;
   #nextId = 1000;
   #url = "";
 
@@ -221,6 +329,7 @@ export class FakeGitHub {
     this.appId = options.appId ?? 1;
     this.#now = options.now ?? Date.now;
     this.#treeEntryLimit = options.treeEntryLimit ?? 100_000;
+    this.#writesPerMinute = options.secondaryRateLimit?.perMinute ?? 80;
     this.webhook = options.webhook;
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     this.privateKey = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
@@ -262,7 +371,41 @@ export class FakeGitHub {
   // --- Seeding state -------------------------------------------------------------------
 
   addInstallation(installation: { id: number; account: string }): void {
-    this.#installations.set(installation.id, { ...installation });
+    this.#installations.set(installation.id, {
+      ...installation,
+      createdAt: new Date(this.#now()).toISOString(),
+    });
+  }
+
+  /** A user's token (`gho_…`, as a GitHub App's user access token): `GET /user` answers them. */
+  userToken(login: string): string {
+    const token = `gho_${randomBytes(27).toString("base64url")}`;
+    this.#userTokens.set(token, { login, id: this.#userId(login) });
+    return token;
+  }
+
+  /** What the fake knows of a repository (its id, for payload assertions). */
+  repository(fullName: string): FakeRepositoryInfo {
+    const repo = this.#repo(fullName);
+    return {
+      id: repo.id,
+      fullName: `${repo.owner}/${repo.name}`,
+      defaultBranch: repo.defaultBranch,
+      installationId: repo.installationId,
+    };
+  }
+
+  /** A pull request as stored (its head SHA moves with `pushToPullRequest`). */
+  pullRequest(fullName: string, number: number): FakePullRequest {
+    const pull = this.#repo(fullName).pulls.get(number);
+    if (!pull) throw new Error(`${fullName} has no pull request #${number}`);
+    return pull;
+  }
+
+  /** The comments on an issue or pull request, oldest first (the app's and users'). */
+  issueComments(fullName: string, number: number): FakeIssueComment[] {
+    const repository = this.repository(fullName).fullName;
+    return this.comments.filter((c) => c.repository === repository && c.issue_number === number);
   }
 
   /** A repository with one commit of `files` on its default branch. Returns its id and head. */
@@ -284,6 +427,7 @@ export class FakeGitHub {
       defaultBranch: options.defaultBranch ?? "main",
       installationId: options.installationId,
       refs: new Map(),
+      tags: new Map(),
       roles: new Map(),
       pulls: new Map(),
       issues: new Set(),
@@ -324,6 +468,14 @@ export class FakeGitHub {
     const sha = repo.refs.get(branch ?? repo.defaultBranch);
     if (!sha) throw new Error(`${fullName} has no branch ${branch ?? repo.defaultBranch}`);
     return sha;
+  }
+
+  /** A lightweight tag on `sha` (Default: the default branch's head). */
+  tag(fullName: string, name: string, sha?: string): string {
+    const target = sha ?? this.head(fullName);
+    if (this.git.get(target)?.type !== "commit") throw new Error(`${target} is not a commit`);
+    this.#repo(fullName).tags.set(name, target);
+    return target;
   }
 
   /** A collaborator's role; anyone else has no permission. */
@@ -367,6 +519,7 @@ export class FakeGitHub {
     return pull;
   }
 
+  /** Add a review without a webhook (see `submitReview` for the one with). */
   addReview(fullName: string, review: Omit<FakeReview, "id">): FakeReview {
     const stored = { id: this.#id(), ...review };
     this.#repo(fullName).reviews.push(stored);
@@ -382,6 +535,462 @@ export class FakeGitHub {
    */
   async deliverWebhook(event: string, payload: Record<string, unknown>): Promise<SentWebhook> {
     return this.#deliver(event, payload, undefined);
+  }
+
+  // --- Scenario drivers: change state and deliver the matching webhook -------------------
+
+  /**
+   * Install the app on `account` with new `repositories` (each with one commit of `files`,
+   * default a README) and deliver `installation.created` listing them.
+   */
+  async install(options: {
+    installationId: number;
+    account: string;
+    repositories: {
+      name: string;
+      files?: Record<string, string | Buffer>;
+      private?: boolean;
+      defaultBranch?: string;
+    }[];
+    sender?: string;
+  }): Promise<SentWebhook> {
+    this.#requireWebhook();
+    this.addInstallation({ id: options.installationId, account: options.account });
+    const repos = options.repositories.map((r) => {
+      this.addRepository({
+        owner: options.account,
+        name: r.name,
+        installationId: options.installationId,
+        files: r.files ?? { "README.md": `# ${r.name}\n` },
+        ...(r.private !== undefined ? { private: r.private } : {}),
+        ...(r.defaultBranch !== undefined ? { defaultBranch: r.defaultBranch } : {}),
+      });
+      return this.#repo(`${options.account}/${r.name}`);
+    });
+    const payload = webhookExample("installation", "created");
+    payload.installation = this.#installationJson(
+      this.#installations.get(options.installationId)!,
+      (payload.installation ?? {}) as Record<string, unknown>,
+    );
+    payload.repositories = repos.map((r) => ({
+      id: r.id,
+      node_id: `R_${r.id}`,
+      name: r.name,
+      full_name: `${r.owner}/${r.name}`,
+      private: r.private,
+    }));
+    payload.sender = this.#userJson(options.sender ?? options.account, payload.sender);
+    return this.#deliver("installation", payload, undefined);
+  }
+
+  /**
+   * Commit `files` (path → content, null deletes) on `branch` (Default: the default
+   * branch) and deliver `push` as GitHub does for one pushed commit.
+   */
+  async push(
+    fullName: string,
+    options: {
+      files: Record<string, string | Buffer | null>;
+      branch?: string;
+      message?: string;
+      pusher?: string;
+    },
+  ): Promise<{ sha: string; delivery: SentWebhook }> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    const branch = options.branch ?? repo.defaultBranch;
+    const before = repo.refs.get(branch);
+    const message = options.message ?? "Commit";
+    const sha = this.commit(fullName, { files: options.files, branch, message });
+    const pusher = options.pusher ?? repo.owner;
+    const template = webhookExample(
+      "push",
+      undefined,
+      (e) => Array.isArray(e.commits) && e.commits.length > 0,
+    );
+    const payload = this.#repositoryPayload(template, repo);
+    const commit = this.#pushCommitJson(
+      repo,
+      sha,
+      message,
+      pusher,
+      (template.commits as unknown[])[0],
+    );
+    Object.assign(payload, {
+      ref: `refs/heads/${branch}`,
+      before: before ?? NULL_SHA,
+      after: sha,
+      created: before === undefined,
+      deleted: false,
+      forced: false,
+      base_ref: null,
+      compare: `${this.#url}/${repo.owner}/${repo.name}/compare/${(before ?? NULL_SHA).slice(0, 12)}...${sha.slice(0, 12)}`,
+      commits: [commit],
+      head_commit: commit,
+      pusher: { name: pusher, email: `${pusher}@users.noreply.example.com` },
+      sender: this.#userJson(pusher, template.sender),
+    });
+    return { sha, delivery: await this.#deliver("push", payload, undefined) };
+  }
+
+  /**
+   * Open pull request `number` from `headBranch` into the default branch (committing
+   * `files` on the head branch first, when given) and deliver `pull_request.opened`.
+   * `fromFork` names the head repository, as in `addPullRequest`.
+   */
+  async openPullRequest(
+    fullName: string,
+    options: {
+      number: number;
+      headBranch: string;
+      user: string;
+      files?: Record<string, string | Buffer | null>;
+      fromFork?: string;
+      title?: string;
+    },
+  ): Promise<SentWebhook> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    if (repo.pulls.has(options.number) || repo.issues.has(options.number))
+      throw new Error(`${fullName} already has an issue or pull request #${options.number}`);
+    if (options.files)
+      this.commit(fullName, {
+        files: options.files,
+        branch: options.headBranch,
+        message: options.title ?? `Changes for #${options.number}`,
+      });
+    const pull = this.addPullRequest(fullName, {
+      number: options.number,
+      headBranch: options.headBranch,
+      user: options.user,
+      ...(options.title !== undefined ? { title: options.title } : {}),
+      ...(options.fromFork !== undefined ? { fromFork: options.fromFork } : {}),
+    });
+    const template = webhookExample("pull_request", "opened");
+    const payload = this.#repositoryPayload(template, repo);
+    payload.number = pull.number;
+    payload.pull_request = this.#pullRequestPayload(repo, pull, payload.pull_request);
+    payload.sender = this.#userJson(options.user, template.sender);
+    return this.#deliver("pull_request", payload, undefined);
+  }
+
+  /** Commit `files` on a pull request's head branch and deliver `pull_request.synchronize`. */
+  async pushToPullRequest(
+    fullName: string,
+    number: number,
+    options: { files: Record<string, string | Buffer | null>; message?: string },
+  ): Promise<SentWebhook> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    const pull = this.pullRequest(fullName, number);
+    const before = pull.head.sha;
+    pull.head.sha = this.commit(fullName, {
+      files: options.files,
+      branch: pull.head.ref,
+      message: options.message ?? `More changes for #${number}`,
+    });
+    const template = webhookExample("pull_request", "synchronize");
+    const payload = this.#repositoryPayload(template, repo);
+    Object.assign(payload, {
+      number,
+      before,
+      after: pull.head.sha,
+      pull_request: this.#pullRequestPayload(repo, pull, payload.pull_request),
+      sender: this.#userJson(pull.user, template.sender),
+    });
+    return this.#deliver("pull_request", payload, undefined);
+  }
+
+  /**
+   * `user` comments `body` on an issue or pull request: stored, and delivered as
+   * `issue_comment.created` (with `issue.pull_request` when the number is a pull request).
+   */
+  async comment(
+    fullName: string,
+    issueNumber: number,
+    options: { user: string; body: string },
+  ): Promise<SentWebhook> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    const pull = repo.pulls.get(issueNumber);
+    if (!pull && !repo.issues.has(issueNumber))
+      throw new Error(`${fullName} has no issue or pull request #${issueNumber}`);
+    const repository = `${repo.owner}/${repo.name}`;
+    const stored: FakeIssueComment = {
+      id: this.#id(),
+      repository,
+      issue_number: issueNumber,
+      body: options.body,
+      user: options.user,
+      created_at: new Date(this.#now()).toISOString(),
+    };
+    this.comments.push(stored);
+    const template = webhookExample("issue_comment", "created");
+    const payload = this.#repositoryPayload(template, repo);
+    const issueTemplate = template.issue as Record<string, unknown>;
+    const { pull_request: _none, ...issueFields } = issueTemplate;
+    const issueUrl = `${this.#url}/repos/${repository}/issues/${issueNumber}`;
+    payload.issue = {
+      active_lock_reason: null,
+      reactions: REACTIONS,
+      ...issueFields,
+      labels: [],
+      id: issueNumber + 400_000,
+      node_id: `I_${issueNumber}`,
+      number: issueNumber,
+      title: pull?.title ?? `Issue ${issueNumber}`,
+      state: pull?.state ?? "open",
+      user: this.#userJson(pull?.user ?? repo.owner, issueTemplate.user),
+      url: issueUrl,
+      html_url: `${this.#url}/${repository}/${pull ? "pull" : "issues"}/${issueNumber}`,
+      ...(pull
+        ? {
+            pull_request: {
+              url: `${this.#url}/repos/${repository}/pulls/${issueNumber}`,
+              html_url: `${this.#url}/${repository}/pull/${issueNumber}`,
+              diff_url: `${this.#url}/${repository}/pull/${issueNumber}.diff`,
+              patch_url: `${this.#url}/${repository}/pull/${issueNumber}.patch`,
+              merged_at: null,
+            },
+          }
+        : {}),
+    };
+    payload.comment = {
+      performed_via_github_app: null,
+      reactions: REACTIONS,
+      ...(template.comment as Record<string, unknown>),
+      ...this.#issueCommentJson(stored),
+      user: this.#userJson(options.user, (template.comment as Record<string, unknown>).user),
+      author_association: repo.roles.has(options.user.toLowerCase()) ? "COLLABORATOR" : "NONE",
+    };
+    payload.sender = this.#userJson(options.user, template.sender);
+    return this.#deliver("issue_comment", payload, undefined);
+  }
+
+  /** `user` clicks the action `identifier` of a stored check run: `check_run.requested_action`. */
+  async requestAction(
+    fullName: string,
+    checkRunId: number,
+    options: { identifier: string; user: string },
+  ): Promise<SentWebhook> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    const run = this.checkRuns.find(
+      (r) => r.id === checkRunId && r.repository === `${repo.owner}/${repo.name}`,
+    );
+    if (!run) throw new Error(`${fullName} has no check run ${checkRunId}`);
+    const template = webhookExample("check_run", "requested_action");
+    const payload = this.#repositoryPayload(template, repo);
+    const exampleRun = payload.check_run as Record<string, unknown>;
+    const ownRun = this.#checkRunJson(run);
+    payload.check_run = {
+      ...exampleRun,
+      ...ownRun,
+      app: { ...(exampleRun.app as Record<string, unknown>), ...(ownRun.app as object) },
+    };
+    payload.requested_action = { identifier: options.identifier };
+    payload.organization = {
+      ...(template.organization as Record<string, unknown>),
+      login: repo.owner,
+      id: repo.installationId,
+    };
+    payload.sender = this.#userJson(options.user, template.sender);
+    return this.#deliver("check_run", payload, undefined);
+  }
+
+  /**
+   * `user` submits a review of a pull request (on its head, or `commitId`): stored, and
+   * delivered as `pull_request_review.submitted`.
+   */
+  async submitReview(
+    fullName: string,
+    number: number,
+    options: {
+      user: string;
+      state: "APPROVED" | "CHANGES_REQUESTED" | "COMMENTED";
+      body?: string;
+      commitId?: string;
+    },
+  ): Promise<SentWebhook> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    const pull = this.pullRequest(fullName, number);
+    const review = this.addReview(fullName, {
+      pull_number: number,
+      user: options.user,
+      state: options.state,
+      commit_id: options.commitId ?? pull.head.sha,
+      ...(options.body !== undefined ? { body: options.body } : {}),
+    });
+    const template = webhookExample("pull_request_review", "submitted");
+    const payload = this.#repositoryPayload(template, repo);
+    const reviewTemplate = template.review as Record<string, unknown>;
+    payload.review = {
+      ...reviewTemplate,
+      ...this.#reviewJson(repo, review),
+      // Webhooks spell the state in lower case; the REST API in upper case.
+      state: review.state.toLowerCase(),
+      user: this.#userJson(options.user, reviewTemplate.user),
+      pull_request_url: `${this.#url}/repos/${repo.owner}/${repo.name}/pulls/${number}`,
+    };
+    payload.pull_request = this.#pullRequestPayload(repo, pull, payload.pull_request);
+    payload.sender = this.#userJson(options.user, template.sender);
+    return this.#deliver("pull_request_review", payload, undefined);
+  }
+
+  #requireWebhook(): void {
+    if (!this.webhook)
+      throw new Error(
+        "The fake GitHub has no webhook URL configured: start it with { webhook: { url, secret } } or set fake.webhook before driving a scenario",
+      );
+  }
+
+  #userId(login: string): number {
+    const key = login.toLowerCase();
+    let id = this.#userIds.get(key);
+    if (id === undefined) {
+      id = this.#id();
+      this.#userIds.set(key, id);
+    }
+    return id;
+  }
+
+  #userJson(login: string, template?: unknown): Record<string, unknown> {
+    const type = login.endsWith("[bot]") ? "Bot" : "User";
+    return patchUser(template, { login, id: this.#userId(login), type }, this.#url);
+  }
+
+  /**
+   * A payload pointed at `repo`: the example's URLs re-pointed at the fake, then the
+   * repository object, the installation and the organization patched.
+   */
+  #repositoryPayload(template: Record<string, unknown>, repo: Repository): Record<string, unknown> {
+    const exampleName = (template.repository as { full_name?: string } | undefined)?.full_name;
+    let payload = template;
+    if (exampleName) {
+      const fullName = `${repo.owner}/${repo.name}`;
+      payload = replaceInStrings(
+        payload,
+        `https://api.github.com/repos/${exampleName}`,
+        `${this.#url}/repos/${fullName}`,
+      );
+      payload = replaceInStrings(
+        payload,
+        `https://github.com/${exampleName}`,
+        `${this.#url}/${fullName}`,
+      );
+    }
+    patchPayload(payload, {
+      installationId: repo.installationId,
+      repository: {
+        id: repo.id,
+        owner: repo.owner,
+        name: repo.name,
+        defaultBranch: repo.defaultBranch,
+      },
+    });
+    const repository = payload.repository as Record<string, unknown>;
+    payload.repository = {
+      ...REPOSITORY_PAYLOAD_DEFAULTS,
+      ...repository,
+      ...this.#repositoryJson(repo),
+      owner: patchUser(
+        repository.owner,
+        { login: repo.owner, id: repo.installationId, type: "Organization" },
+        this.#url,
+      ),
+    };
+    // Events other than installation's carry only the installation's id and node id.
+    payload.installation = { id: repo.installationId, node_id: `IN_${repo.installationId}` };
+    if (payload.organization !== undefined)
+      payload.organization = {
+        ...(payload.organization as Record<string, unknown>),
+        login: repo.owner,
+        id: repo.installationId,
+      };
+    return payload;
+  }
+
+  #pullRequestPayload(
+    repo: Repository,
+    pull: FakePullRequest,
+    template: unknown,
+  ): Record<string, unknown> {
+    const base = (template ?? {}) as Record<string, unknown>;
+    const json = this.#pullRequestJson(repo, pull);
+    const head = json.head as Record<string, unknown>;
+    const headOwner = pull.head.repoFullName.split("/")[0] ?? repo.owner;
+    const fullName = `${repo.owner}/${repo.name}`;
+    const side = (name: "head" | "base") =>
+      ((base[name] ?? {}) as Record<string, unknown>).repo as Record<string, unknown> | undefined;
+    // The example's repository (every field GitHub sends), under the fake's own.
+    const withDefaults = (repository: unknown, example: Record<string, unknown> | undefined) => {
+      const own = repository as Record<string, unknown>;
+      const target = String(own.full_name);
+      const examples =
+        target === fullName ? example : replaceInStrings(example, `/${fullName}`, `/${target}`);
+      const owner = own.owner as { login: string; id: number; type?: "User" | "Organization" };
+      return {
+        ...REPOSITORY_PAYLOAD_DEFAULTS,
+        ...examples,
+        ...own,
+        owner: patchUser(examples?.owner, owner, this.#url),
+      };
+    };
+    return {
+      draft: false,
+      auto_merge: null,
+      active_lock_reason: null,
+      ...base,
+      ...json,
+      user: this.#userJson(pull.user, base.user),
+      head: {
+        ...head,
+        repo: withDefaults(head.repo, side("head")),
+        user: this.#userJson(headOwner),
+      },
+      base: {
+        ...(json.base as Record<string, unknown>),
+        repo: withDefaults((json.base as Record<string, unknown>).repo, side("base")),
+        user: this.#userJson(repo.owner),
+      },
+      merged_at: null,
+      closed_at: null,
+      merge_commit_sha: null,
+      author_association: repo.roles.has(pull.user.toLowerCase()) ? "COLLABORATOR" : "CONTRIBUTOR",
+    };
+  }
+
+  /** A commit of a push payload: what it added, modified and removed against its parent. */
+  #pushCommitJson(
+    repo: Repository,
+    sha: string,
+    message: string,
+    pusher: string,
+    template: unknown,
+  ): Record<string, unknown> {
+    const commit = this.git.get(sha) as Commit;
+    const parent = commit.parents[0] ? (this.git.get(commit.parents[0]) as Commit) : undefined;
+    const changes = diffFiles(this.git, parent?.tree, commit.tree);
+    const person = {
+      name: pusher,
+      email: `${pusher}@users.noreply.example.com`,
+      username: pusher,
+    };
+    return {
+      ...((template ?? {}) as Record<string, unknown>),
+      id: sha,
+      tree_id: commit.tree,
+      distinct: true,
+      message,
+      timestamp: new Date(this.#now()).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      url: `${this.#url}/${repo.owner}/${repo.name}/commit/${sha}`,
+      author: person,
+      committer: person,
+      added: changes.filter((c) => c.status === "added").map((c) => c.path),
+      removed: changes.filter((c) => c.status === "removed").map((c) => c.path),
+      modified: changes.filter((c) => c.status === "modified").map((c) => c.path),
+    };
   }
 
   async #deliver(
@@ -447,7 +1056,12 @@ export class FakeGitHub {
     const url = new URL(request.url ?? "/", "http://fake");
     const pathname = url.pathname.replace(/^\/api\/v3(?=\/)/, "");
     const raw = await readAll(request);
-    const fail = (status: number, reason: string, unexpected: boolean) => {
+    const fail = (
+      status: number,
+      reason: string,
+      unexpected: boolean,
+      headers: Record<string, string> = {},
+    ) => {
       if (unexpected) this.#unexpected(method, url.pathname + url.search, status, reason);
       this.requests.push({
         method,
@@ -456,10 +1070,12 @@ export class FakeGitHub {
         status,
         body: undefined,
       });
-      json(response, status, {
-        message: reason,
-        documentation_url: "https://docs.github.com/rest",
-      });
+      json(
+        response,
+        status,
+        { message: reason, documentation_url: "https://docs.github.com/rest" },
+        headers,
+      );
     };
 
     let body: unknown;
@@ -490,14 +1106,17 @@ export class FakeGitHub {
         `${operation.operationId} is documented but the fake does not implement it`,
         true,
       );
-    let token: IssuedToken | undefined;
     try {
-      token = this.#authenticate(request, operation);
+      const { token, user } = this.#authenticate(request, operation);
+      if (token && WRITE_METHODS.has(method))
+        this.#paceWrite(token.installationId, method, pathname);
       const result = await handler({
         params: operation.params,
         query: url.searchParams,
         body: (body ?? {}) as Record<string, unknown>,
         token,
+        user,
+        url: new URL(url.pathname + url.search, this.#url),
       });
       this.requests.push({
         method,
@@ -509,25 +1128,71 @@ export class FakeGitHub {
       if (result.body === undefined) {
         response.writeHead(result.status).end();
       } else {
-        json(response, result.status, result.body);
+        json(response, result.status, result.body, result.headers);
       }
     } catch (error: unknown) {
       if (!(error instanceof FakeHttpError)) throw error;
-      fail(error.status, error.message, error.unexpected);
+      fail(error.status, error.message, error.unexpected, error.headers);
     }
   }
 
-  /** The installation token's grant, for repository routes; checks the app JWT for /app routes. */
-  #authenticate(request: IncomingMessage, operation: MatchedOperation): IssuedToken | undefined {
+  /**
+   * GitHub's secondary rate limit: an installation's writes in the last minute, over the
+   * limit, are refused with 403 and `retry-after` (seconds until the oldest leaves the
+   * window). Refused writes do not count toward the limit.
+   */
+  #paceWrite(installationId: number, method: string, path: string): void {
+    const at = this.#now();
+    const write: RecordedWrite = { installationId, at, method, path };
+    const recent = this.writes.filter(
+      (w) => w.installationId === installationId && w.at > at - 60_000,
+    );
+    if (recent.length >= this.#writesPerMinute) {
+      this.rateLimited.push(write);
+      const oldest = Math.min(...recent.map((w) => w.at));
+      const retryAfter = Math.max(1, Math.ceil((oldest + 60_000 - at) / 1000));
+      throw new FakeHttpError(403, SECONDARY_RATE_LIMIT_MESSAGE, false, {
+        "retry-after": String(retryAfter),
+      });
+    }
+    this.writes.push(write);
+  }
+
+  /**
+   * Who is calling: the app (its JWT, for /app routes and `APP_JWT_OPERATIONS`), a user
+   * (a user token, for `USER_TOKEN_OPERATIONS` only) or an installation (its token, for
+   * every other route, and only for its repositories).
+   */
+  #authenticate(
+    request: IncomingMessage,
+    operation: MatchedOperation,
+  ): { token?: IssuedToken; user?: UserGrant } {
     const header = request.headers.authorization ?? "";
     const credential = header.replace(/^(bearer|token)\s+/i, "");
-    if (operation.template.startsWith("/app/") || operation.template === "/app") {
+    if (
+      operation.template.startsWith("/app/") ||
+      operation.template === "/app" ||
+      APP_JWT_OPERATIONS.has(operation.operationId)
+    ) {
       this.#verifyAppJwt(credential);
-      return undefined;
+      return {};
     }
+    const user = this.#userTokens.get(credential);
     const token = this.#tokens.get(credential);
+    const userOnly = USER_TOKEN_OPERATIONS.has(operation.operationId);
+    if (user) {
+      if (userOnly) return { user };
+      // A user access token could call many repository routes on GitHub, but Baton acts
+      // as its installation there: a user token reaching one is a bug in the test's app.
+      throw new FakeHttpError(
+        403,
+        `Resource not accessible by user token: ${operation.operationId} takes an installation token here`,
+        true,
+      );
+    }
     if (!token || token.expiresAt <= this.#now())
-      throw new FakeHttpError(401, "Bad credentials: not a valid installation token", true);
+      throw new FakeHttpError(401, "Bad credentials", true);
+    if (userOnly) throw new FakeHttpError(403, "Resource not accessible by integration", true);
     const owner = operation.params.owner;
     const name = operation.params.repo;
     if (owner !== undefined && name !== undefined) {
@@ -541,7 +1206,7 @@ export class FakeGitHub {
       if (!visible)
         throw new FakeHttpError(404, `Not Found (the token cannot see ${owner}/${name})`, !!repo);
     }
-    return token;
+    return { token };
   }
 
   #verifyAppJwt(jwt: string): void {
@@ -579,8 +1244,13 @@ export class FakeGitHub {
 
   /** A commit SHA for a branch, a tag or a commit SHA. */
   #resolveCommit(repo: Repository, ref: string): Commit | undefined {
-    const name = ref.replace(/^refs\/(heads|tags)\//, "");
-    const sha = repo.refs.get(name) ?? ref;
+    const tag = /^(?:refs\/)?tags\/(.+)$/.exec(ref)?.[1];
+    const name = ref.replace(/^(?:refs\/)?heads\//, "");
+    const sha =
+      (tag !== undefined ? repo.tags.get(tag) : undefined) ??
+      repo.refs.get(name) ??
+      repo.tags.get(name) ??
+      ref;
     const object = this.git.get(sha);
     return object?.type === "commit" ? object : undefined;
   }
@@ -602,6 +1272,121 @@ export class FakeGitHub {
     };
   }
 
+  #pullRequestJson(repo: Repository, pull: FakePullRequest): Record<string, unknown> {
+    const fullName = `${repo.owner}/${repo.name}`;
+    const base = this.#repositoryJson(repo);
+    const fork = pull.head.repoFullName.toLowerCase() !== fullName.toLowerCase();
+    return {
+      id: pull.number + 500_000,
+      node_id: `PR_${pull.number + 500_000}`,
+      number: pull.number,
+      state: pull.state,
+      title: pull.title,
+      draft: false,
+      merged: false,
+      user: this.#userJson(pull.user),
+      body: null,
+      html_url: `${this.#url}/${fullName}/pull/${pull.number}`,
+      issue_url: `${this.#url}/repos/${fullName}/issues/${pull.number}`,
+      url: `${this.#url}/repos/${fullName}/pulls/${pull.number}`,
+      head: {
+        label: `${pull.head.repoFullName.split("/")[0]}:${pull.head.ref}`,
+        ref: pull.head.ref,
+        sha: pull.head.sha,
+        repo: fork
+          ? {
+              ...base,
+              id: repo.id + 1, // a stand-in id for the fork
+              name: pull.head.repoFullName.split("/")[1],
+              full_name: pull.head.repoFullName,
+              owner: this.#userJson(pull.head.repoFullName.split("/")[0] ?? repo.owner),
+              fork: true,
+            }
+          : { ...base },
+      },
+      base: {
+        label: `${repo.owner}:${pull.base.ref}`,
+        ref: pull.base.ref,
+        sha: pull.base.sha,
+        repo: base,
+      },
+    };
+  }
+
+  #installationJson(
+    installation: Installation,
+    template: Record<string, unknown> = {},
+  ): Record<string, unknown> {
+    return {
+      ...template,
+      id: installation.id,
+      node_id: `IN_${installation.id}`,
+      account: patchUser(
+        template.account,
+        { login: installation.account, id: installation.id, type: "Organization" },
+        this.#url,
+      ),
+      repository_selection: "selected",
+      access_tokens_url: `${this.#url}/app/installations/${installation.id}/access_tokens`,
+      repositories_url: `${this.#url}/installation/repositories`,
+      html_url: `${this.#url}/organizations/${installation.account}/settings/installations/${installation.id}`,
+      app_id: this.appId,
+      app_slug: "baton",
+      target_id: installation.id,
+      target_type: "Organization",
+      permissions: {
+        checks: "write",
+        contents: "read",
+        issues: "write",
+        metadata: "read",
+        pull_requests: "write",
+      },
+      events: ["check_run", "issue_comment", "pull_request", "pull_request_review", "push"],
+      created_at: installation.createdAt,
+      updated_at: installation.createdAt,
+      single_file_name: null,
+      suspended_at: null,
+      suspended_by: null,
+    };
+  }
+
+  #issueCommentJson(comment: FakeIssueComment): Record<string, unknown> {
+    const number = comment.issue_number;
+    return {
+      id: comment.id,
+      node_id: `IC_${comment.id}`,
+      body: comment.body,
+      user: this.#userJson(comment.user),
+      html_url: `${this.#url}/${comment.repository}/issues/${number}#issuecomment-${comment.id}`,
+      url: `${this.#url}/repos/${comment.repository}/issues/comments/${comment.id}`,
+      issue_url: `${this.#url}/repos/${comment.repository}/issues/${number}`,
+      created_at: comment.created_at,
+      updated_at: comment.created_at,
+      author_association: comment.user === "baton[bot]" ? "NONE" : "COLLABORATOR",
+    };
+  }
+
+  #reviewJson(repo: Repository, review: FakeReview): Record<string, unknown> {
+    const number = review.pull_number;
+    return {
+      id: review.id,
+      node_id: `PRR_${review.id}`,
+      user: this.#userJson(review.user),
+      body: review.body ?? "",
+      state: review.state,
+      commit_id: review.commit_id,
+      submitted_at: new Date(this.#now()).toISOString(),
+      html_url: `${this.#url}/${repo.owner}/${repo.name}/pull/${number}#pullrequestreview-${review.id}`,
+      pull_request_url: `${this.#url}/repos/${repo.owner}/${repo.name}/pulls/${number}`,
+      author_association: "COLLABORATOR",
+    };
+  }
+
+  #blobContent(sha: string): Buffer | undefined {
+    const blob = this.git.get(sha);
+    return blob?.type === "blob" ? blob.content : undefined;
+  }
+
   #checkRunJson(run: FakeCheckRun): Record<string, unknown> {
     return {
       id: run.id,
@@ -611,7 +1396,8 @@ export class FakeGitHub {
       external_id: run.external_id,
       url: `${this.#url}/repos/${run.repository}/check-runs/${run.id}`,
       html_url: `${this.#url}/${run.repository}/runs/${run.id}`,
-      details_url: run.details_url,
+      // Without one, GitHub points the details link at the app's homepage.
+      details_url: run.details_url ?? `${this.#url}/apps/baton`,
       status: run.status,
       conclusion: run.conclusion,
       started_at: run.started_at,
@@ -867,86 +1653,71 @@ export class FakeGitHub {
         created_at: new Date(this.#now()).toISOString(),
       };
       this.comments.push(comment);
-      return {
-        status: 201,
-        body: {
-          id: comment.id,
-          node_id: `IC_${comment.id}`,
-          body: comment.body,
-          user: { login: comment.user, type: "Bot" },
-          html_url: `${this.#url}/${comment.repository}/issues/${number}#issuecomment-${comment.id}`,
-          issue_url: `${this.#url}/repos/${comment.repository}/issues/${number}`,
-          created_at: comment.created_at,
-          updated_at: comment.created_at,
-        },
-      };
+      return { status: 201, body: this.#issueCommentJson(comment) };
+    },
+
+    "issues/list-comments": ({ params, query, url }) => {
+      const repo = this.#repoFor(params);
+      const number = Number(params.issue_number);
+      if (!repo.issues.has(number) && !repo.pulls.has(number)) throw notFound();
+      const since = query.get("since");
+      const comments = this.issueComments(`${repo.owner}/${repo.name}`, number).filter(
+        (c) => since === null || c.created_at >= since,
+      );
+      const { items, headers } = paginate(comments, query, url);
+      return { status: 200, body: items.map((c) => this.#issueCommentJson(c)), headers };
     },
 
     "pulls/get": ({ params }) => {
       const repo = this.#repoFor(params);
       const pull = repo.pulls.get(Number(params.pull_number));
       if (!pull) throw notFound();
-      const fullName = `${repo.owner}/${repo.name}`;
-      const base = this.#repositoryJson(repo);
-      const fork = pull.head.repoFullName.toLowerCase() !== fullName.toLowerCase();
-      return {
-        status: 200,
-        body: {
-          id: pull.number + 500_000,
-          number: pull.number,
-          state: pull.state,
-          title: pull.title,
-          draft: false,
-          merged: false,
-          user: { login: pull.user, type: "User" },
-          html_url: `${this.#url}/${fullName}/pull/${pull.number}`,
-          url: `${this.#url}/repos/${fullName}/pulls/${pull.number}`,
-          head: {
-            label: `${pull.head.repoFullName.split("/")[0]}:${pull.head.ref}`,
-            ref: pull.head.ref,
-            sha: pull.head.sha,
-            repo: fork
-              ? {
-                  ...base,
-                  id: repo.id + 1, // a stand-in id for the fork
-                  name: pull.head.repoFullName.split("/")[1],
-                  full_name: pull.head.repoFullName,
-                  owner: { login: pull.head.repoFullName.split("/")[0], type: "User" },
-                  fork: true,
-                }
-              : { ...base },
-          },
-          base: {
-            label: `${repo.owner}:${pull.base.ref}`,
-            ref: pull.base.ref,
-            sha: pull.base.sha,
-            repo: base,
-          },
-        },
-      };
+      return { status: 200, body: this.#pullRequestJson(repo, pull) };
     },
 
-    "pulls/list-reviews": ({ params, query }) => {
+    "pulls/list-files": ({ params, query, url }) => {
+      const repo = this.#repoFor(params);
+      const pull = repo.pulls.get(Number(params.pull_number));
+      if (!pull) throw notFound();
+      const fullName = `${repo.owner}/${repo.name}`;
+      // GitHub diffs the head against the merge base with the base branch.
+      const baseSha =
+        mergeBase(this.git, repo.refs.get(pull.base.ref) ?? pull.base.sha, pull.head.sha) ??
+        pull.base.sha;
+      const baseCommit = this.git.get(baseSha) as Commit;
+      const headCommit = this.git.get(pull.head.sha) as Commit;
+      const files = diffFiles(this.git, baseCommit.tree, headCommit.tree)
+        .slice(0, PULL_REQUEST_FILES_LIMIT)
+        .map((change) => {
+          const { additions, deletions } = lineCounts(
+            change.before ? this.#blobContent(change.before) : undefined,
+            change.after ? this.#blobContent(change.after) : undefined,
+          );
+          const sha = change.after ?? change.before ?? NULL_SHA;
+          const at = change.after ? pull.head.sha : baseSha;
+          return {
+            sha,
+            filename: change.path,
+            status: change.status,
+            additions,
+            deletions,
+            changes: additions + deletions,
+            blob_url: `${this.#url}/${fullName}/blob/${at}/${change.path}`,
+            raw_url: `${this.#url}/${fullName}/raw/${at}/${change.path}`,
+            contents_url: `${this.#url}/repos/${fullName}/contents/${change.path}?ref=${at}`,
+          };
+        });
+      const { items, headers } = paginate(files, query, url);
+      return { status: 200, body: items, headers };
+    },
+
+    "pulls/list-reviews": ({ params, query, url }) => {
       const repo = this.#repoFor(params);
       const number = Number(params.pull_number);
       if (!repo.pulls.has(number)) throw notFound();
-      const perPage = Math.min(100, Number(query.get("per_page") ?? 30));
-      const page = Math.max(1, Number(query.get("page") ?? 1));
       const reviews = repo.reviews.filter((r) => r.pull_number === number);
-      return {
-        status: 200,
-        body: reviews.slice((page - 1) * perPage, page * perPage).map((r) => ({
-          id: r.id,
-          node_id: `PRR_${r.id}`,
-          user: { login: r.user, type: "User" },
-          body: "",
-          state: r.state,
-          commit_id: r.commit_id,
-          submitted_at: new Date(this.#now()).toISOString(),
-          html_url: `${this.#url}/${repo.owner}/${repo.name}/pull/${number}#pullrequestreview-${r.id}`,
-          author_association: "COLLABORATOR",
-        })),
-      };
+      const { items, headers } = paginate(reviews, query, url);
+      return { status: 200, body: items.map((r) => this.#reviewJson(repo, r)), headers };
     },
 
     "repos/get-collaborator-permission-level": ({ params }) => {
@@ -972,17 +1743,140 @@ export class FakeGitHub {
       };
     },
 
-    "apps/list-webhook-deliveries": ({ query }) => {
-      const perPage = Math.min(100, Number(query.get("per_page") ?? 30));
-      const cursor = Number(query.get("cursor") ?? Number.MAX_SAFE_INTEGER);
-      // Newest first, paginated by a cursor (the id to continue below).
-      const page = [...this.deliveries]
-        .reverse()
-        .filter((d) => d.id < cursor)
-        .slice(0, perPage);
+    "apps/list-webhook-deliveries": ({ query, url }) => {
+      const perPage = perPageOf(query);
+      // GitHub's cursor is opaque; here it is `v1_<id>`, the last id of the previous page.
+      const cursorParam = query.get("cursor");
+      let below = Number.POSITIVE_INFINITY;
+      if (cursorParam !== null) {
+        const match = /^v1_(\d+)$/.exec(cursorParam);
+        if (!match) throw new FakeHttpError(422, `Invalid cursor: ${cursorParam}`, true);
+        below = Number(match[1]);
+      }
+      const status = query.get("status");
+      const matching = [...this.deliveries]
+        .sort((a, b) => b.id - a.id) // newest first
+        .filter((d) => d.id < below)
+        .filter(
+          (d) =>
+            status === null ||
+            (status === "success") === (d.status_code >= 200 && d.status_code < 300),
+        );
+      const page = matching.slice(0, perPage);
+      const headers: Record<string, string> = {};
+      const last = page.at(-1);
+      if (matching.length > perPage && last) {
+        const next = new URL(url);
+        next.searchParams.set("per_page", String(perPage));
+        next.searchParams.set("cursor", `v1_${last.id}`);
+        headers.link = `<${next.href}>; rel="next"`;
+      }
       return {
         status: 200,
         body: page.map(({ payload: _payload, ...listed }) => listed),
+        headers,
+      };
+    },
+
+    "apps/list-installations": ({ query, url }) => {
+      const installations = [...this.#installations.values()].sort((a, b) => a.id - b.id);
+      const { items, headers } = paginate(installations, query, url);
+      return { status: 200, body: items.map((i) => this.#installationJson(i)), headers };
+    },
+
+    "apps/get-repo-installation": ({ params }) => {
+      const repo = this.#repoFor(params);
+      const installation = this.#installations.get(repo.installationId);
+      if (!installation) throw notFound();
+      return { status: 200, body: this.#installationJson(installation) };
+    },
+
+    "apps/list-repos-accessible-to-installation": ({ query, url, token }) => {
+      if (!token) throw new FakeHttpError(401, "Bad credentials", true);
+      const repos = [...this.#repositories.values()]
+        .filter(
+          (r) =>
+            r.installationId === token.installationId &&
+            (token.repositoryIds === undefined || token.repositoryIds.includes(r.id)),
+        )
+        .sort((a, b) => a.id - b.id);
+      const { items, headers } = paginate(repos, query, url);
+      return {
+        status: 200,
+        body: {
+          total_count: repos.length,
+          repository_selection: token.repositoryIds ? "selected" : "all",
+          repositories: items.map((r) => this.#repositoryJson(r)),
+        },
+        headers,
+      };
+    },
+
+    "users/get-authenticated": ({ user }) => {
+      if (!user) throw new FakeHttpError(401, "Bad credentials", true);
+      return {
+        status: 200,
+        body: { ...this.#userJson(user.login), name: null, email: null },
+      };
+    },
+
+    "git/get-ref": ({ params }) => {
+      const repo = this.#repoFor(params);
+      const ref = params.ref ?? "";
+      const match = /^(heads|tags)\/(.+)$/.exec(ref);
+      const sha = match?.[2] && (match[1] === "heads" ? repo.refs : repo.tags).get(match[2]);
+      if (!sha) throw notFound();
+      const base = `${this.#url}/repos/${repo.owner}/${repo.name}`;
+      return {
+        status: 200,
+        body: {
+          ref: `refs/${ref}`,
+          node_id: `REF_${sha.slice(0, 12)}`,
+          url: `${base}/git/refs/${ref}`,
+          object: { type: "commit", sha, url: `${base}/git/commits/${sha}` },
+        },
+      };
+    },
+
+    "checks/get": ({ params }) => {
+      const repo = this.#repoFor(params);
+      const run = this.checkRuns.find(
+        (r) =>
+          r.id === Number(params.check_run_id) && r.repository === `${repo.owner}/${repo.name}`,
+      );
+      if (!run) throw notFound();
+      return { status: 200, body: this.#checkRunJson(run) };
+    },
+
+    "checks/list-for-ref": ({ params, query, url }) => {
+      const repo = this.#repoFor(params);
+      const commit = this.#resolveCommit(repo, params.ref ?? "");
+      if (!commit) throw unprocessable(`No commit found for SHA: ${params.ref}`);
+      const name = query.get("check_name");
+      const status = query.get("status");
+      const appId = query.get("app_id");
+      const onCommit = this.checkRuns.filter(
+        (r) => r.repository === `${repo.owner}/${repo.name}` && r.head_sha === commit.sha,
+      );
+      // `filter=latest` (the default): the most recent run of each name, before the
+      // other filters (a superseded run does not come back by asking for its status).
+      const latest =
+        (query.get("filter") ?? "latest") === "latest"
+          ? onCommit.filter((r) => !onCommit.some((o) => o.name === r.name && o.id > r.id))
+          : onCommit;
+      const runs = latest
+        .filter(
+          (r) =>
+            (name === null || r.name === name) &&
+            (status === null || r.status === status) &&
+            (appId === null || Number(appId) === this.appId),
+        )
+        .sort((a, b) => b.id - a.id);
+      const { items, headers } = paginate(runs, query, url);
+      return {
+        status: 200,
+        body: { total_count: runs.length, check_runs: items.map((r) => this.#checkRunJson(r)) },
+        headers,
       };
     },
 
@@ -1033,6 +1927,105 @@ export function checkRunLimitProblem(body: unknown): string | undefined {
   return problems.length > 0 ? `Invalid request: ${problems.join("; ")}` : undefined;
 }
 
+/** `per_page` as GitHub reads it: default 30, at most 100. */
+function perPageOf(query: URLSearchParams): number {
+  const asked = Number(query.get("per_page") ?? 30);
+  return Math.min(100, Math.max(1, Number.isFinite(asked) ? Math.floor(asked) : 30));
+}
+
+/**
+ * One page of `items` by `page` and `per_page`, with the `Link` header GitHub sends
+ * (prev, next, last, first; none when everything fits on one page).
+ */
+function paginate<T>(
+  items: readonly T[],
+  query: URLSearchParams,
+  url: URL,
+): { items: T[]; headers: Record<string, string> } {
+  const perPage = perPageOf(query);
+  const page = Math.max(1, Math.floor(Number(query.get("page") ?? 1)) || 1);
+  const lastPage = Math.max(1, Math.ceil(items.length / perPage));
+  const link = (n: number, rel: string) => {
+    const target = new URL(url);
+    target.searchParams.set("per_page", String(perPage));
+    target.searchParams.set("page", String(n));
+    return `<${target.href}>; rel="${rel}"`;
+  };
+  const links: string[] = [];
+  if (page > 1) links.push(link(Math.min(page - 1, lastPage), "prev"));
+  if (page < lastPage) links.push(link(page + 1, "next"), link(lastPage, "last"));
+  if (page > 1) links.push(link(1, "first"));
+  return {
+    items: items.slice((page - 1) * perPage, page * perPage),
+    headers: links.length > 0 ? { link: links.join(", ") } : {},
+  };
+}
+
+interface FileChange {
+  path: string;
+  status: "added" | "modified" | "removed";
+  /** Blob SHAs before and after. */
+  before: string | undefined;
+  after: string | undefined;
+}
+
+/** The files that differ between two trees (`from` undefined: everything is added), by path. */
+function diffFiles(git: GitObjects, from: string | undefined, to: string): FileChange[] {
+  const before = from ? git.files(from) : new Map<string, string>();
+  const after = git.files(to);
+  const paths = [...new Set([...before.keys(), ...after.keys()])].sort();
+  return paths.flatMap((path): FileChange[] => {
+    const a = before.get(path);
+    const b = after.get(path);
+    if (a === b) return [];
+    const status = a === undefined ? "added" : b === undefined ? "removed" : "modified";
+    return [{ path, status, before: a, after: b }];
+  });
+}
+
+/** The nearest commit reachable from both, or undefined. */
+function mergeBase(git: GitObjects, a: string, b: string): string | undefined {
+  const ancestors = (start: string) => {
+    const seen: string[] = [];
+    const queue = [start];
+    while (queue.length > 0) {
+      const sha = queue.shift()!;
+      if (seen.includes(sha)) continue;
+      seen.push(sha);
+      const commit = git.get(sha);
+      if (commit?.type === "commit") queue.push(...commit.parents);
+    }
+    return seen;
+  };
+  const ofB = new Set(ancestors(b));
+  return ancestors(a).find((sha) => ofB.has(sha));
+}
+
+/**
+ * Added and deleted lines, counted as a multiset difference of lines: exact for the
+ * additions and removals tests make, an approximation of git's diff for moved lines.
+ * Binary content (a NUL byte) counts 0, as GitHub reports for binary files.
+ */
+function lineCounts(
+  before: Buffer | undefined,
+  after: Buffer | undefined,
+): { additions: number; deletions: number } {
+  const lines = (content: Buffer | undefined) => {
+    if (!content || content.length === 0 || content.includes(0)) return [];
+    return content.toString("utf8").replace(/\n$/, "").split("\n");
+  };
+  const remaining = new Map<string, number>();
+  for (const line of lines(before)) remaining.set(line, (remaining.get(line) ?? 0) + 1);
+  let additions = 0;
+  for (const line of lines(after)) {
+    const count = remaining.get(line) ?? 0;
+    if (count > 0) remaining.set(line, count - 1);
+    else additions++;
+  }
+  const deletions = [...remaining.values()].reduce((sum, n) => sum + n, 0);
+  return { additions, deletions };
+}
+
 /** Base64 in lines of 60 characters, as GitHub sends file contents. */
 function base64Lines(content: Buffer): string {
   return (content.toString("base64").match(/.{1,60}/g) ?? []).join("\n") + "\n";
@@ -1047,12 +2040,18 @@ function readAll(request: IncomingMessage): Promise<Buffer> {
   });
 }
 
-function json(response: ServerResponse, status: number, body: unknown): void {
+function json(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   response.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(text),
     "x-github-media-type": "github.v3; format=json",
+    ...headers,
   });
   response.end(text);
 }

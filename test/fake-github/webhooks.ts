@@ -89,6 +89,54 @@ export function patchPayload(
   return payload;
 }
 
+/**
+ * A user object as webhooks carry it (`sender`, `user`, `pusher`-like fields), built on the
+ * example's so that fields the test does not care about keep GitHub's shape.
+ */
+export function patchUser(
+  template: unknown,
+  user: { login: string; id: number; type?: "User" | "Organization" | "Bot" },
+  baseUrl: string,
+): Record<string, unknown> {
+  const base = typeof template === "object" && template !== null ? template : {};
+  const api = `${baseUrl}/users/${user.login}`;
+  return {
+    ...base,
+    login: user.login,
+    id: user.id,
+    node_id: `U_${user.id}`,
+    avatar_url: `${baseUrl}/avatars/${user.login}`,
+    gravatar_id: "",
+    url: api,
+    html_url: `${baseUrl}/${user.login}`,
+    followers_url: `${api}/followers`,
+    following_url: `${api}/following{/other_user}`,
+    gists_url: `${api}/gists{/gist_id}`,
+    starred_url: `${api}/starred{/owner}{/repo}`,
+    subscriptions_url: `${api}/subscriptions`,
+    organizations_url: `${api}/orgs`,
+    repos_url: `${api}/repos`,
+    events_url: `${api}/events{/privacy}`,
+    received_events_url: `${api}/received_events`,
+    type: user.type ?? "User",
+    site_admin: false,
+  };
+}
+
+/**
+ * Every string in `value` with `from` replaced by `to`: re-points the example's URLs
+ * (`https://api.github.com/repos/Codertocat/Hello-World/...`) at the fake's repository.
+ */
+export function replaceInStrings<T>(value: T, from: string, to: string): T {
+  if (typeof value === "string") return value.replaceAll(from, to) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => replaceInStrings(v, from, to)) as T;
+  if (typeof value === "object" && value !== null)
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, replaceInStrings(v, from, to)]),
+    ) as T;
+  return value;
+}
+
 export interface SendWebhookOptions {
   /** The app's webhook URL, e.g. http://127.0.0.1:PORT/api/github/webhooks. */
   url: string;

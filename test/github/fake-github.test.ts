@@ -7,12 +7,14 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { ProbotOctokit } from "probot";
 import { verifyWebhookSignature } from "../../app/github/webhook-signature.js";
+import { checkWebhookPayload } from "../fake-github/openapi.js";
 import {
   CHECK_RUN_LIMITS,
   FakeGitHub,
+  SECONDARY_RATE_LIMIT_MESSAGE,
   UnexpectedGitHubRequestsError,
 } from "../fake-github/server.js";
 import { patchPayload, webhookExample } from "../fake-github/webhooks.js";
@@ -56,6 +58,67 @@ async function installationToken(fake: FakeGitHub, installationId: number): Prom
   const octokit = installationOctokit(fake, installationId);
   const auth = (await octokit.auth({ type: "installation" })) as { token: string };
   return auth.token;
+}
+
+function appOctokit(fake: FakeGitHub): Octokit {
+  return new ProbotOctokit({
+    auth: { appId: fake.appId, privateKey: fake.privateKey },
+    baseUrl: fake.url,
+    throttle: { enabled: false },
+  });
+}
+
+interface ReceivedWebhook {
+  event: string;
+  guid: string;
+  validSignature: boolean;
+  payload: Record<string, unknown>;
+}
+
+/** An app's webhook endpoint stand-in: answers 202 and keeps what it received. */
+async function startReceiver(secret: string): Promise<{
+  url: string;
+  received: ReceivedWebhook[];
+  close: () => Promise<void>;
+}> {
+  const received: ReceivedWebhook[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (c: Buffer) => chunks.push(c));
+    request.on("end", () => {
+      const raw = Buffer.concat(chunks);
+      received.push({
+        event: String(request.headers["x-github-event"]),
+        guid: String(request.headers["x-github-delivery"]),
+        validSignature: verifyWebhookSignature(
+          secret,
+          raw,
+          request.headers["x-hub-signature-256"] as string,
+        ),
+        payload: JSON.parse(raw.toString("utf8")) as Record<string, unknown>,
+      });
+      response.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    received,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The value at a dotted path in a webhook payload (`"pull_request.head.sha"`, `"commits.0.id"`). */
+function field(payload: unknown, path: string): unknown {
+  return path
+    .split(".")
+    .reduce<unknown>(
+      (value, key) =>
+        typeof value === "object" && value !== null
+          ? (value as Record<string, unknown>)[key]
+          : undefined,
+      payload,
+    );
 }
 
 /** The status of a request Octokit refused to treat as success. */
@@ -699,6 +762,644 @@ describe("the fake GitHub", () => {
     } finally {
       await probe.stop();
       await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
+  });
+});
+
+describe("the fake GitHub: refs, pull request files, tokens, installations, check runs, pacing", () => {
+  let fake: FakeGitHub;
+  const started: FakeGitHub[] = [];
+  const start = async (options?: Parameters<typeof FakeGitHub.start>[0]) => {
+    fake = await FakeGitHub.start(options);
+    started.push(fake);
+    return fake;
+  };
+  const probe = async () => {
+    await start();
+    fake.addInstallation({ id: 1, account: "acme" });
+    return fake.addRepository({
+      owner: "acme",
+      name: "w",
+      installationId: 1,
+      files: { "README.md": "one\ntwo\nthree\n", "gone.txt": "bye\n" },
+    });
+  };
+  afterEach(async () => {
+    for (const each of started.splice(0)) await each.stop();
+  });
+
+  test("git refs: heads/<branch> and tags/<tag> resolve to their commits, anything else is 404", async () => {
+    const { head } = await probe();
+    const feature = fake.commit("acme/w", { branch: "feature/x", files: { a: "1" } });
+    fake.tag("acme/w", "v1.0", head);
+    const octokit = installationOctokit(fake, 1);
+    const ref = async (r: string) =>
+      (await octokit.rest.git.getRef({ owner: "acme", repo: "w", ref: r })).data;
+    const main = await ref("heads/main");
+    assert.deepEqual(
+      [main.ref, main.object.sha, main.object.type],
+      ["refs/heads/main", head, "commit"],
+    );
+    assert.equal((await ref("heads/feature/x")).object.sha, feature, "a branch name with a slash");
+    assert.equal((await ref("tags/v1.0")).object.sha, head);
+    for (const missing of ["heads/nope", "tags/feature/x", "main", "pull/1/head"])
+      assert.equal(
+        await statusOf(octokit.rest.git.getRef({ owner: "acme", repo: "w", ref: missing })),
+        404,
+        missing,
+      );
+    fake.assertNoUnexpectedRequests();
+  });
+
+  test("pull request files: added, modified and removed against the merge base, paginated with Link, capped at 3000", async () => {
+    await probe();
+    const added: Record<string, string> = {};
+    for (let i = 0; i < 33; i++)
+      added[`src/f${String(i).padStart(2, "0")}.ts`] = `export const n = ${i};\n`;
+    fake.commit("acme/w", {
+      branch: "feature",
+      files: { ...added, "README.md": "one\n2\nthree\nfour\n", "gone.txt": null },
+    });
+    // The base branch moves on after the branch was cut: not part of the pull request.
+    fake.commit("acme/w", { files: { "later.txt": "on main\n" } });
+    fake.addPullRequest("acme/w", { number: 1, headBranch: "feature", user: "writer" });
+    const octokit = installationOctokit(fake, 1);
+
+    const first = await octokit.rest.pulls.listFiles({ owner: "acme", repo: "w", pull_number: 1 });
+    assert.equal(first.data.length, 30, "30 per page by default");
+    const link = first.headers.link ?? "";
+    assert.match(link, /<[^>]*pulls\/1\/files\?per_page=30&page=2>; rel="next"/);
+    assert.match(link, /<[^>]*page=2>; rel="last"/);
+
+    const all = await octokit.paginate(octokit.rest.pulls.listFiles, {
+      owner: "acme",
+      repo: "w",
+      pull_number: 1,
+      per_page: 7,
+    });
+    assert.equal(all.length, 35);
+    const byName = new Map(all.map((f) => [f.filename, f]));
+    assert.ok(!byName.has("later.txt"), "a change on the base branch is not the PR's");
+    const readme = byName.get("README.md");
+    assert.deepEqual(
+      [readme?.status, readme?.additions, readme?.deletions, readme?.changes],
+      ["modified", 2, 1, 3],
+    );
+    const gone = byName.get("gone.txt");
+    assert.deepEqual([gone?.status, gone?.additions, gone?.deletions], ["removed", 0, 1]);
+    const f00 = byName.get("src/f00.ts");
+    assert.deepEqual([f00?.status, f00?.additions, f00?.deletions], ["added", 1, 0]);
+    const tree = await octokit.rest.git.getTree({
+      owner: "acme",
+      repo: "w",
+      tree_sha: fake.head("acme/w", "feature"),
+      recursive: "1",
+    });
+    assert.equal(
+      f00?.sha,
+      tree.data.tree.find((e) => e.path === "src/f00.ts")?.sha,
+      "the blob SHA",
+    );
+
+    // GitHub lists at most 3000 files of a pull request.
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 3005; i++) many[`many/${i}.txt`] = `${i}\n`;
+    fake.commit("acme/w", { branch: "huge", files: many });
+    fake.addPullRequest("acme/w", { number: 2, headBranch: "huge", user: "writer" });
+    const capped = await octokit.paginate(octokit.rest.pulls.listFiles, {
+      owner: "acme",
+      repo: "w",
+      pull_number: 2,
+      per_page: 100,
+    });
+    assert.equal(capped.length, 3000);
+    fake.assertNoUnexpectedRequests();
+
+    // Query values are checked against the description too: per_page is an integer.
+    const token = await installationToken(fake, 1);
+    const bad = await rawCall(
+      fake,
+      "GET",
+      "/repos/acme/w/pulls/1/files?per_page=many",
+      undefined,
+      token,
+    );
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message ?? "", /per_page=many is not an integer/);
+    assert.equal(fake.unexpected.length, 1);
+  });
+
+  test("user tokens: GET /user answers the user; refused on installation routes; unknown tokens are Bad credentials", async () => {
+    await probe();
+    const userToken = fake.userToken("octocat");
+    assert.match(userToken, /^gho_/);
+    const asUser = new ProbotOctokit({ auth: { token: userToken }, baseUrl: fake.url });
+    const me = await asUser.rest.users.getAuthenticated();
+    assert.deepEqual([me.data.login, me.data.type], ["octocat", "User"]);
+    assert.equal(typeof me.data.id, "number");
+    assert.equal((await asUser.rest.users.getAuthenticated()).data.id, me.data.id, "a stable id");
+    fake.assertNoUnexpectedRequests();
+
+    // A user token where an installation token belongs, an installation token on /user,
+    // and a token GitHub never issued: each refused, each a bug in the caller.
+    assert.equal(await statusOf(asUser.rest.repos.get({ owner: "acme", repo: "w" })), 403);
+    assert.equal(await statusOf(asUser.rest.apps.listReposAccessibleToInstallation()), 403);
+    assert.equal(await statusOf(installationOctokit(fake, 1).rest.users.getAuthenticated()), 403);
+    const unknown = await rawCall(fake, "GET", "/user", undefined, "gho_neverissued");
+    assert.deepEqual([unknown.status, unknown.body.message], [401, "Bad credentials"]);
+    assert.deepEqual(
+      fake.unexpected.map((u) => u.status),
+      [403, 403, 403, 401],
+    );
+  });
+
+  test("installations: listed by the app, a repository's installation, an installation's repositories paginated", async () => {
+    await probe();
+    fake.addInstallation({ id: 2, account: "other" });
+    for (let i = 0; i < 4; i++)
+      fake.addRepository({ owner: "acme", name: `r${i}`, installationId: 1, files: { a: "1" } });
+    fake.addRepository({ owner: "other", name: "x", installationId: 2, files: { a: "1" } });
+    const app = appOctokit(fake);
+    const installations = await app.paginate(app.rest.apps.listInstallations, { per_page: 1 });
+    assert.deepEqual(
+      installations.map((i) => [i.id, i.account && "login" in i.account ? i.account.login : null]),
+      [
+        [1, "acme"],
+        [2, "other"],
+      ],
+    );
+    const ofRepo = await app.rest.apps.getRepoInstallation({ owner: "other", repo: "x" });
+    assert.equal(ofRepo.data.id, 2);
+    assert.equal(
+      await statusOf(app.rest.apps.getRepoInstallation({ owner: "acme", repo: "missing" })),
+      404,
+    );
+
+    const octokit = installationOctokit(fake, 1);
+    const firstPage = await octokit.rest.apps.listReposAccessibleToInstallation({ per_page: 2 });
+    assert.equal(firstPage.data.total_count, 5);
+    assert.match(firstPage.headers.link ?? "", /rel="next"/);
+    const repos = await octokit.paginate(octokit.rest.apps.listReposAccessibleToInstallation, {
+      per_page: 2,
+    });
+    assert.deepEqual(
+      repos.map((r) => r.full_name),
+      ["acme/w", "acme/r0", "acme/r1", "acme/r2", "acme/r3"],
+    );
+    fake.assertNoUnexpectedRequests();
+    // The app's JWT is what GitHub takes there (Octokit sends it), not an installation token.
+    const token = await installationToken(fake, 1);
+    const withToken = await rawCall(fake, "GET", "/repos/acme/w/installation", undefined, token);
+    assert.equal(withToken.status, 401);
+    assert.equal(fake.unexpected.length, 1);
+  });
+
+  test("check runs: external_id, details_url and times kept; get one; list for a ref with filters and pages", async () => {
+    const { head } = await probe();
+    const octokit = installationOctokit(fake, 1);
+    const create = (name: string, extra: Record<string, unknown> = {}) =>
+      octokit.rest.checks.create({ owner: "acme", repo: "w", name, head_sha: head, ...extra });
+    const first = await create("baton / Release", {
+      external_id: "run-1",
+      details_url: "https://baton.example/runs/1",
+      status: "in_progress",
+      started_at: "2026-01-01T00:00:00Z",
+    });
+    for (let i = 0; i < 4; i++) await create(`baton / flow ${i}`, { conclusion: "success" });
+    const rerun = await create("baton / Release", { external_id: "run-2" });
+
+    const got = await octokit.rest.checks.get({
+      owner: "acme",
+      repo: "w",
+      check_run_id: first.data.id,
+    });
+    assert.deepEqual(
+      [got.data.external_id, got.data.details_url, got.data.started_at, got.data.status],
+      ["run-1", "https://baton.example/runs/1", "2026-01-01T00:00:00Z", "in_progress"],
+    );
+    await octokit.rest.checks.update({
+      owner: "acme",
+      repo: "w",
+      check_run_id: first.data.id,
+      conclusion: "failure",
+      completed_at: "2026-01-01T00:05:00Z",
+    });
+    assert.equal(
+      (await octokit.rest.checks.get({ owner: "acme", repo: "w", check_run_id: first.data.id }))
+        .data.completed_at,
+      "2026-01-01T00:05:00Z",
+    );
+    assert.equal(
+      await statusOf(octokit.rest.checks.get({ owner: "acme", repo: "w", check_run_id: 1 })),
+      404,
+    );
+
+    const list = (params: Record<string, unknown>) =>
+      octokit.rest.checks.listForRef({ owner: "acme", repo: "w", ref: "main", ...params });
+    const latest = await list({ check_name: "baton / Release" });
+    assert.deepEqual(
+      [latest.data.total_count, latest.data.check_runs[0]?.external_id],
+      [1, "run-2"],
+      "filter=latest: the newest run of a name",
+    );
+    const both = await list({ check_name: "baton / Release", filter: "all" });
+    assert.equal(both.data.total_count, 2);
+    const completed = await list({ status: "completed" });
+    assert.equal(completed.data.total_count, 4);
+    const paged = await list({ per_page: 2 });
+    assert.deepEqual([paged.data.total_count, paged.data.check_runs.length], [5, 2]);
+    assert.match(paged.headers.link ?? "", /rel="last"/);
+    const walked = await octokit.paginate(octokit.rest.checks.listForRef, {
+      owner: "acme",
+      repo: "w",
+      ref: head,
+      per_page: 2,
+    });
+    assert.equal(walked.length, 5);
+    assert.ok(walked.some((r) => r.id === rerun.data.id));
+    fake.assertNoUnexpectedRequests();
+
+    // A body that violates the schema is still refused and recorded.
+    const token = await installationToken(fake, 1);
+    const bad = await rawCall(
+      fake,
+      "POST",
+      "/repos/acme/w/check-runs",
+      { name: "x", head_sha: head, external_id: 7 },
+      token,
+    );
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message ?? "", /\/external_id: is integer, not string/);
+    const badStatus = await rawCall(
+      fake,
+      "GET",
+      "/repos/acme/w/commits/main/check-runs?status=done",
+      undefined,
+      token,
+    );
+    assert.equal(badStatus.status, 400);
+    assert.equal(fake.unexpected.length, 2);
+  });
+
+  test("secondary rate limit: past N writes a minute, 403 with retry-after, not unexpected; writes recorded", async () => {
+    // A clock the test moves (from now: the app's JWT must not look issued in the future).
+    let clock = Date.now();
+    await start({ secondaryRateLimit: { perMinute: 3 }, now: () => clock });
+    fake.addInstallation({ id: 1, account: "acme" });
+    fake.addInstallation({ id: 2, account: "other" });
+    fake.addRepository({ owner: "acme", name: "w", installationId: 1, files: { a: "1" } });
+    fake.addRepository({ owner: "other", name: "x", installationId: 2, files: { a: "1" } });
+    fake.addIssue("acme/w", 1);
+    fake.addIssue("other/x", 1);
+    const octokit = installationOctokit(fake, 1);
+    const comment = (body: string) =>
+      octokit.rest.issues.createComment({ owner: "acme", repo: "w", issue_number: 1, body });
+    for (let i = 0; i < 3; i++) {
+      await comment(`c${i}`);
+      clock += 10_000;
+    }
+    // Reads are not content creation.
+    await octokit.rest.repos.get({ owner: "acme", repo: "w" });
+    const refused = await comment("one too many").then(
+      () => undefined,
+      (e: unknown) =>
+        e as { status: number; message: string; response: { headers: Record<string, string> } },
+    );
+    assert.equal(refused?.status, 403);
+    assert.ok(refused.message.startsWith(SECONDARY_RATE_LIMIT_MESSAGE), refused.message);
+    assert.match(refused.message, /secondary rate limit/, "what Octokit's throttling looks for");
+    // The oldest write (at 0 s) leaves the window at 60 s; it is now 30 s.
+    assert.equal(refused.response.headers["retry-after"], "30");
+    // Another installation has its own budget.
+    const other = installationOctokit(fake, 2);
+    await other.rest.issues.createComment({
+      owner: "other",
+      repo: "x",
+      issue_number: 1,
+      body: "hi",
+    });
+
+    clock += 30_000;
+    await comment("after waiting");
+    assert.deepEqual(
+      fake.issueComments("acme/w", 1).map((c) => c.body),
+      ["c0", "c1", "c2", "after waiting"],
+    );
+    assert.equal(fake.rateLimited.length, 1);
+    assert.deepEqual(
+      fake.writes.map((w) => [w.installationId, w.method, w.path, w.at - fake.writes[0]!.at]),
+      [
+        [1, "POST", "/repos/acme/w/issues/1/comments", 0],
+        [1, "POST", "/repos/acme/w/issues/1/comments", 10_000],
+        [1, "POST", "/repos/acme/w/issues/1/comments", 20_000],
+        [2, "POST", "/repos/other/x/issues/1/comments", 30_000],
+        [1, "POST", "/repos/acme/w/issues/1/comments", 60_000],
+      ],
+    );
+    fake.assertNoUnexpectedRequests();
+  });
+});
+
+describe("the fake GitHub's scenario drivers", () => {
+  test("each driver changes state and delivers the matching webhook, shaped as GitHub's description says", async () => {
+    const secret = "driver secret";
+    const receiver = await startReceiver(secret);
+    const fake = await FakeGitHub.start({ webhook: { url: receiver.url, secret } });
+    try {
+      const conforms = (event: string, payload: Record<string, unknown>) =>
+        assert.deepEqual(
+          checkWebhookPayload(event, payload.action as string | undefined, payload),
+          [],
+          `${event}.${String(payload.action)} matches GitHub's webhook schema`,
+        );
+      const last = () => {
+        const hook = receiver.received.at(-1);
+        assert.ok(hook?.validSignature, "signed with the secret");
+        conforms(hook.event, hook.payload);
+        return hook.payload;
+      };
+
+      const installed = await fake.install({
+        installationId: 7,
+        account: "acme",
+        repositories: [{ name: "widgets", files: { "README.md": "hi\n", "old.txt": "x\n" } }],
+      });
+      assert.equal(installed.status, 202);
+      const repo = fake.repository("acme/widgets");
+      let hook = last();
+      assert.deepEqual(
+        [
+          field(hook, "action"),
+          field(hook, "installation.id"),
+          field(hook, "installation.account.login"),
+          field(hook, "repositories"),
+        ],
+        [
+          "created",
+          7,
+          "acme",
+          [
+            {
+              id: repo.id,
+              node_id: `R_${repo.id}`,
+              name: "widgets",
+              full_name: "acme/widgets",
+              private: false,
+            },
+          ],
+        ],
+      );
+      // The installation's token sees the new repository.
+      const octokit = installationOctokit(fake, 7);
+      assert.equal((await octokit.rest.repos.get({ owner: "acme", repo: "widgets" })).status, 200);
+
+      const before = fake.head("acme/widgets");
+      const pushed = await fake.push("acme/widgets", {
+        files: { "README.md": "hello\n", "new.txt": "n\n", "old.txt": null },
+        message: "Tidy up",
+        pusher: "octocat",
+      });
+      assert.equal(pushed.delivery.status, 202);
+      hook = last();
+      assert.deepEqual(
+        [
+          field(hook, "ref"),
+          field(hook, "before"),
+          field(hook, "after"),
+          field(hook, "head_commit.id"),
+          field(hook, "pusher.name"),
+          field(hook, "sender.login"),
+        ],
+        ["refs/heads/main", before, pushed.sha, pushed.sha, "octocat", "octocat"],
+      );
+      assert.deepEqual(
+        [
+          field(hook, "commits.0.added"),
+          field(hook, "commits.0.modified"),
+          field(hook, "commits.0.removed"),
+          field(hook, "commits.0.message"),
+        ],
+        [["new.txt"], ["README.md"], ["old.txt"], "Tidy up"],
+      );
+      assert.deepEqual(
+        [
+          field(hook, "repository.id"),
+          field(hook, "repository.full_name"),
+          field(hook, "installation.id"),
+        ],
+        [repo.id, "acme/widgets", 7],
+      );
+      assert.equal(fake.head("acme/widgets"), pushed.sha);
+
+      const opened = await fake.openPullRequest("acme/widgets", {
+        number: 5,
+        headBranch: "patch-1",
+        user: "outsider",
+        fromFork: "outsider/widgets",
+        files: { ".github/flows/x.yml": "steps: {}\n" },
+        title: "Add a flow",
+      });
+      assert.equal(opened.status, 202);
+      hook = last();
+      const pull = fake.pullRequest("acme/widgets", 5);
+      assert.deepEqual(
+        [
+          field(hook, "number"),
+          field(hook, "pull_request.number"),
+          field(hook, "pull_request.title"),
+          field(hook, "pull_request.user.login"),
+          field(hook, "pull_request.head.sha"),
+          field(hook, "pull_request.head.ref"),
+          field(hook, "pull_request.head.repo.full_name"),
+          field(hook, "pull_request.head.repo.fork"),
+          field(hook, "pull_request.base.ref"),
+          field(hook, "pull_request.base.sha"),
+          field(hook, "pull_request.base.repo.id"),
+        ],
+        [
+          5,
+          5,
+          "Add a flow",
+          "outsider",
+          pull.head.sha,
+          "patch-1",
+          "outsider/widgets",
+          true,
+          "main",
+          pushed.sha,
+          repo.id,
+        ],
+      );
+      const files = await octokit.rest.pulls.listFiles({
+        owner: "acme",
+        repo: "widgets",
+        pull_number: 5,
+      });
+      assert.deepEqual(
+        files.data.map((f) => [f.filename, f.status]),
+        [[".github/flows/x.yml", "added"]],
+      );
+
+      const firstHead = pull.head.sha;
+      await fake.pushToPullRequest("acme/widgets", 5, {
+        files: { ".github/flows/x.yml": "steps: { a: {} }\n" },
+      });
+      hook = last();
+      assert.deepEqual(
+        [
+          field(hook, "action"),
+          field(hook, "before"),
+          field(hook, "after"),
+          field(hook, "pull_request.head.sha"),
+        ],
+        ["synchronize", firstHead, pull.head.sha, pull.head.sha],
+      );
+      assert.notEqual(pull.head.sha, firstHead);
+
+      await fake.comment("acme/widgets", 5, { user: "writer", body: "/baton run release" });
+      hook = last();
+      assert.deepEqual(
+        [
+          field(hook, "issue.number"),
+          field(hook, "comment.body"),
+          field(hook, "comment.user.login"),
+          typeof field(hook, "issue.pull_request.url"),
+        ],
+        [5, "/baton run release", "writer", "string"],
+      );
+      fake.addIssue("acme/widgets", 6);
+      await fake.comment("acme/widgets", 6, { user: "writer", body: "on an issue" });
+      hook = last();
+      assert.equal(
+        field(hook, "issue.pull_request"),
+        undefined,
+        "no pull_request on a plain issue",
+      );
+      const listed = await octokit.rest.issues.listComments({
+        owner: "acme",
+        repo: "widgets",
+        issue_number: 5,
+      });
+      assert.deepEqual(
+        listed.data.map((c) => [c.user?.login, c.body]),
+        [["writer", "/baton run release"]],
+      );
+      assert.deepEqual(
+        fake.issueComments("acme/widgets", 5).map((c) => c.user),
+        ["writer"],
+      );
+
+      const run = await octokit.rest.checks.create({
+        owner: "acme",
+        repo: "widgets",
+        name: "baton / Release",
+        head_sha: pull.head.sha,
+        external_id: "run-9",
+        conclusion: "action_required",
+        output: { title: "Approve?", summary: "Waiting" },
+        actions: [{ label: "Approve", description: "Approve the step", identifier: "approve" }],
+      });
+      await fake.requestAction("acme/widgets", run.data.id, {
+        identifier: "approve",
+        user: "maintainer",
+      });
+      hook = last();
+      assert.deepEqual(
+        [
+          field(hook, "action"),
+          field(hook, "check_run.id"),
+          field(hook, "check_run.head_sha"),
+          field(hook, "check_run.external_id"),
+          field(hook, "check_run.name"),
+          field(hook, "check_run.app.id"),
+          field(hook, "requested_action"),
+          field(hook, "sender.login"),
+        ],
+        [
+          "requested_action",
+          run.data.id,
+          pull.head.sha,
+          "run-9",
+          "baton / Release",
+          fake.appId,
+          { identifier: "approve" },
+          "maintainer",
+        ],
+      );
+
+      await fake.submitReview("acme/widgets", 5, {
+        user: "maintainer",
+        state: "APPROVED",
+        body: "ok",
+      });
+      hook = last();
+      assert.deepEqual(
+        [
+          field(hook, "review.state"),
+          field(hook, "review.user.login"),
+          field(hook, "review.commit_id"),
+          field(hook, "pull_request.number"),
+        ],
+        ["approved", "maintainer", pull.head.sha, 5],
+      );
+      const reviews = await octokit.rest.pulls.listReviews({
+        owner: "acme",
+        repo: "widgets",
+        pull_number: 5,
+      });
+      assert.deepEqual(
+        reviews.data.map((r) => [r.user?.login, r.state, r.body, r.commit_id]),
+        [["maintainer", "APPROVED", "ok", pull.head.sha]],
+      );
+
+      assert.deepEqual(
+        receiver.received.map((r) => r.event),
+        [
+          "installation",
+          "push",
+          "pull_request",
+          "pull_request",
+          "issue_comment",
+          "issue_comment",
+          "check_run",
+          "pull_request_review",
+        ],
+      );
+      fake.assertNoUnexpectedRequests();
+    } finally {
+      await fake.stop();
+      await receiver.close();
+    }
+  });
+
+  test("drivers need a webhook URL, and deliveries are listed newest first with a cursor Link", async () => {
+    const secret = "s";
+    const receiver = await startReceiver(secret);
+    const fake = await FakeGitHub.start();
+    try {
+      fake.addInstallation({ id: 1, account: "acme" });
+      fake.addRepository({ owner: "acme", name: "w", installationId: 1, files: { a: "1" } });
+      await assert.rejects(fake.push("acme/w", { files: { a: "2" } }), /no webhook URL configured/);
+      fake.webhook = { url: receiver.url, secret };
+      const guids: string[] = [];
+      for (let i = 0; i < 5; i++)
+        guids.push((await fake.push("acme/w", { files: { a: `v${i}` } })).delivery.deliveryId);
+      const app = appOctokit(fake);
+      const firstPage = await app.rest.apps.listWebhookDeliveries({ per_page: 2 });
+      assert.deepEqual(
+        firstPage.data.map((d) => d.guid),
+        [guids[4], guids[3]],
+      );
+      assert.match(firstPage.headers.link ?? "", /[?&]cursor=[^&>]+.*>; rel="next"/);
+      const all = await app.paginate(app.rest.apps.listWebhookDeliveries, { per_page: 2 });
+      assert.deepEqual(
+        all.map((d) => d.guid),
+        [...guids].reverse(),
+      );
+      fake.assertNoUnexpectedRequests();
+    } finally {
+      await fake.stop();
+      await receiver.close();
     }
   });
 });
