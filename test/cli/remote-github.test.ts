@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { type AppApi, REPOSITORY, startAppApi } from "../http/github-app-api.js";
-import { baton } from "./baton-process.js";
+import { baton, startBaton, waitFor } from "./baton-process.js";
 
 interface JsonError {
   error: {
@@ -97,6 +97,38 @@ for (const backend of BACKENDS) {
         counted: true,
         user: "admin",
       });
+      app.fake.assertNoUnexpectedRequests();
+    });
+
+    test("run --wait follows a live run on the app until it ends", async () => {
+      const before = await app.call(app.tokens.reader, "GET", `/api/runs?repository=${REPOSITORY}`);
+      const seen = new Set((before.body as unknown as Array<{ id: string }>).map((r) => r.id));
+      const waiting = startBaton(
+        ["run", "release", "--repo", REPOSITORY, "version=7", "--wait", "--json"],
+        as("writer"),
+      );
+      // The run waits for its approval; an admin gives it through the API.
+      const run = await waitFor(async () => {
+        const listed = await app.call(
+          app.tokens.reader,
+          "GET",
+          `/api/runs?repository=${REPOSITORY}`,
+        );
+        const runs = listed.body as unknown as Array<{ id: string; status: string }>;
+        return runs.find((r) => r.status === "running" && !seen.has(r.id));
+      });
+      const approved = await app.call(
+        app.tokens.admin,
+        "POST",
+        `/api/runs/${run.id}/steps/ship/approve`,
+        {},
+      );
+      assert.equal(approved.body.counted, true, JSON.stringify(approved.body));
+      const done = await waiting.exited;
+      assert.equal(done.code, 0, done.stderr);
+      const finished = JSON.parse(done.stdout) as { id: string; state: { status: string } };
+      assert.equal(finished.id, run.id);
+      assert.equal(finished.state.status, "success");
       app.fake.assertNoUnexpectedRequests();
     });
 
