@@ -266,4 +266,25 @@ describe(".github/baton.yml", () => {
     assert.match(unknown.diagnostics[0]?.message ?? "", /unknown key `fork`/);
     assert.deepEqual([unknown.diagnostics[0]?.line, unknown.diagnostics[0]?.column], [2, 3]);
   });
+
+  test("broken or hostile files are diagnostics, never exceptions", () => {
+    const syntax = parseRepositorySettings("drafts:\n  forks: [true\n");
+    assert.equal(syntax.settings, undefined);
+    assert.match(syntax.diagnostics[0]?.message ?? "", /^YAML syntax/);
+    const deep = parseRepositorySettings(`${"[".repeat(200)}${"]".repeat(200)}\n`);
+    assert.match(deep.diagnostics[0]?.message ?? "", /nested more than 64 levels deep/);
+    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 0; i < 8; i++)
+      bomb.push(
+        `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10)
+          .fill(`*${String.fromCharCode(97 + i)}`)
+          .join(", ")}]`,
+      );
+    const aliases = parseRepositorySettings(`${bomb.join("\n")}\n`);
+    assert.equal(aliases.settings, undefined);
+    assert.equal(aliases.diagnostics.length, 1);
+    assert.match(aliases.diagnostics[0]?.message ?? "", /cannot be read/);
+    const list = parseRepositorySettings("- drafts\n");
+    assert.match(list.diagnostics[0]?.message ?? "", /must be a map/);
+  });
 });

@@ -8,9 +8,14 @@
  *   forks: false   # may draft flows of pull requests from forks run? (Default: false)
  * ```
  */
-import { isMap, LineCounter, parseDocument } from "yaml";
+import { isMap, isNode, parseDocument } from "yaml";
 import { z } from "zod";
 import type { Diagnostic } from "../../../flows-schema/diagnostic.js";
+import {
+  findExcessiveNesting,
+  MAX_ALIAS_COUNT,
+  MAX_NESTING,
+} from "../../../flows-schema/limits.js";
 import { locate, nodeRange } from "../../../flows-schema/locate-in-yaml.js";
 
 export const SETTINGS_PATH = ".github/baton.yml";
@@ -43,22 +48,32 @@ export interface ParsedSettings {
 
 /** Parse and validate the settings file; every problem is a diagnostic with its position. */
 export function parseRepositorySettings(source: string, file = SETTINGS_PATH): ParsedSettings {
-  const lines = new LineCounter();
-  const document = parseDocument(source, { lineCounter: lines, uniqueKeys: true });
-  const at = (offset: number, endOffset: number, message: string, path: (string | number)[]) => {
-    const start = lines.linePos(offset);
-    const end = endOffset > offset ? lines.linePos(endOffset) : { ...start, col: start.col + 1 };
+  const at = (
+    offset: number,
+    endOffset: number,
+    message: string,
+    path: (string | number)[],
+  ): Diagnostic => {
+    const start = position(source, offset);
+    const end = endOffset > offset ? position(source, endOffset) : { ...start, col: start.col + 1 };
     return {
       file,
       line: start.line,
       column: start.col,
       endLine: end.line,
       endColumn: end.col,
-      severity: "error" as const,
+      severity: "error",
       message,
       path,
     };
   };
+  // The same guards as for flow files: a pull request may hold a hostile file.
+  const tooDeep = findExcessiveNesting(source, MAX_NESTING);
+  if (tooDeep !== undefined)
+    return {
+      diagnostics: [at(tooDeep, tooDeep, `nested more than ${MAX_NESTING} levels deep`, [])],
+    };
+  const document = parseDocument(source, { uniqueKeys: true });
   if (document.errors.length > 0) {
     return {
       diagnostics: document.errors.map((error) =>
@@ -73,7 +88,15 @@ export function parseRepositorySettings(source: string, file = SETTINGS_PATH): P
       ],
     };
   }
-  const result = repositorySettings.safeParse(document.toJS() ?? {});
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (error: unknown) {
+    return {
+      diagnostics: [at(0, 0, `the file cannot be read: ${(error as Error).message}`, [])],
+    };
+  }
+  const result = repositorySettings.safeParse(data);
   if (result.success) return { settings: result.data, diagnostics: [] };
   return {
     diagnostics: result.error.issues.map((issue) => {
@@ -81,9 +104,8 @@ export function parseRepositorySettings(source: string, file = SETTINGS_PATH): P
       const unknownKeys = issue.code === "unrecognized_keys" ? issue.keys : [];
       const target = unknownKeys[0] !== undefined ? [...path, unknownKeys[0]] : path;
       const located = locate(document, target);
-      const range = nodeRange(
-        located.pair && unknownKeys.length > 0 ? (located.pair.key as never) : located.node,
-      ) ?? [0, 0];
+      const key = located.pair?.key;
+      const range = nodeRange(unknownKeys.length > 0 && isNode(key) ? key : located.node) ?? [0, 0];
       const where = path.length > 0 ? `${path.join(".")}: ` : "";
       const message =
         unknownKeys.length > 0
@@ -92,4 +114,15 @@ export function parseRepositorySettings(source: string, file = SETTINGS_PATH): P
       return at(range[0], range[1], message, target);
     }),
   };
+}
+
+/** 1-based line and column (UTF-16 code units, as editors and GitHub count) of an offset. */
+function position(source: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = source.indexOf("\n"); i !== -1 && i < offset; i = source.indexOf("\n", i + 1)) {
+    line += 1;
+    lineStart = i + 1;
+  }
+  return { line, col: offset - lineStart + 1 };
 }
