@@ -50,11 +50,14 @@ async function main(): Promise<void> {
     privateKey: config.privateKey,
     baseUrl: config.baseUrl,
   });
+  // The app's own bot: events it causes (its check runs, its comments) trigger nothing.
+  const { data: self } = await github.app().request("GET /app");
+  const botLogin = self?.slug ? `${self.slug}[bot]` : undefined;
   const running = await startApp({
     store,
     github,
     webhookSecret: config.webhookSecret,
-    parts: defaultParts,
+    parts: (app) => defaultParts(app, botLogin ? { triggers: { botLogin } } : {}),
     log,
     port: config.port,
     host: config.host,

@@ -1,10 +1,28 @@
 /**
  * The parts of the GitHub side, in the order their webhook handlers run: a push first
- * makes the new flows live, then starts the runs it triggers.
+ * makes the new flows live, then starts the runs it triggers; check runs show the runs;
+ * the run API serves people and the CLI.
  */
+import { apiPart } from "../http/api-part.js";
+import type { CheckRunsOptions } from "./check-runs/index.js";
+import { checkRunsPart } from "./check-runs/index.js";
+import type { FlowsPartOptions } from "./flows/flows-part.js";
+import { flowsPart } from "./flows/flows-part.js";
 import type { GitHubApp, GitHubAppPart } from "./github-app.js";
+import type { TriggersOptions } from "./triggers/index.js";
+import { triggersPart } from "./triggers/index.js";
 
-export function defaultParts(app: GitHubApp): GitHubAppPart[] {
-  void app;
-  return [];
+export interface PartsOptions {
+  flows?: FlowsPartOptions;
+  triggers?: TriggersOptions;
+  checkRuns?: CheckRunsOptions;
+}
+
+export function defaultParts(app: GitHubApp, options: PartsOptions = {}): GitHubAppPart[] {
+  return [
+    flowsPart(app, options.flows),
+    triggersPart(app, options.triggers),
+    checkRunsPart(app, options.checkRuns),
+    apiPart(app),
+  ];
 }

@@ -29,6 +29,7 @@ import {
   randomBytes,
   verify,
   type KeyObject,
+  randomUUID,
 } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -999,7 +1000,8 @@ export class FakeGitHub {
     redeliveryOf: HookDelivery | undefined,
   ): Promise<SentWebhook> {
     if (!this.webhook) throw new Error("The fake GitHub has no webhook URL configured");
-    const guid = redeliveryOf?.guid;
+    // GitHub picks the GUID before it tries: a delivery that could not be made keeps it.
+    const guid = redeliveryOf?.guid ?? randomUUID();
     let sent: SentWebhook;
     let statusCode: number;
     try {
@@ -1008,12 +1010,12 @@ export class FakeGitHub {
         secret: this.webhook.secret,
         event,
         payload,
-        ...(guid ? { deliveryId: guid } : {}),
+        deliveryId: guid,
       });
       statusCode = sent.status;
     } catch (error: unknown) {
       // Unreachable: GitHub records the failed delivery, status code 0.
-      sent = { deliveryId: guid ?? "", status: 0, body: String(error), elapsedMs: 0 };
+      sent = { deliveryId: guid, status: 0, body: String(error), elapsedMs: 0 };
       statusCode = 0;
     }
     const installation = payload.installation as { id?: number } | undefined;
