@@ -1780,6 +1780,25 @@ export class FakeGitHub {
       };
     },
 
+    // The app itself: Baton reads its slug at start (its bot's login is `<slug>[bot]`).
+    "apps/get-authenticated": () => ({
+      status: 200,
+      body: {
+        id: this.appId,
+        slug: "baton",
+        node_id: `A_${this.appId}`,
+        name: "Baton",
+        owner: null,
+        description: "Workflows as YAML",
+        external_url: "https://example.com",
+        html_url: "https://github.com/apps/baton",
+        created_at: "2026-01-01T00:00:00Z",
+        updated_at: "2026-01-01T00:00:00Z",
+        permissions: { checks: "write", contents: "read", metadata: "read" },
+        events: ["push"],
+      },
+    }),
+
     "apps/list-installations": ({ query, url }) => {
       const installations = [...this.#installations.values()].sort((a, b) => a.id - b.id);
       const { items, headers } = paginate(installations, query, url);
