@@ -91,6 +91,8 @@ export function describeEvent(event: RunEvent): string | undefined {
       return `signal ${event.name} received from ${event.by}`;
     case "approval.submitted":
       return `${event.step}: ${event.user} ${event.decision === "approve" ? "approves" : "rejects"} via ${event.via}${event.comment ? ` ("${event.comment}")` : ""}`;
+    case "approval.withdrawn":
+      return `${event.step}: ${event.user !== undefined ? `${event.user}'s ` : ""}${event.via !== undefined ? `${event.via} ` : ""}approvals withdrawn (${event.reason})`;
     case "approval.evaluated":
       return `${event.step}: ${event.user}'s ${event.decision} ${event.counted ? "counted" : `refused: ${event.reason ?? ""}`}`;
     case "step.finished":

@@ -33,6 +33,7 @@ import { needsOf, stepKind, transitiveNeeds, withDependents } from "./graph.js";
 import type { Fold } from "./replay.js";
 import { apply, fold as foldHistory, isTerminal } from "./replay.js";
 import type {
+  ApprovalEvaluated,
   Decision,
   Effect,
   FlowDefinition,
@@ -139,6 +140,8 @@ function nextForStep(flow: FlowDefinition, run: Fold, id: string, now: Millis): 
       if (kind === "approval" && definition.approval) {
         const decided = approvalOutcome(definition.approval, step);
         if (decided) return decided(id, now);
+        if (track.progressChanged && step.status === "waiting")
+          return progress(definition.approval, run, id, now);
       }
       if (kind === "wait" && definition.wait?.signal !== undefined) {
         const name = definition.wait.signal;
@@ -484,6 +487,8 @@ function judge(definition: StepDefinition, run: Fold, id: string, now: Millis): 
     };
     if (reason !== undefined) event.reason = reason;
     if (submission.comment !== undefined) event.comment = submission.comment;
+    event.via = submission.via;
+    if (submission.facts.commit !== undefined) event.commit = submission.facts.commit;
     return one(event);
   };
   const spec = definition.approval;
@@ -497,7 +502,7 @@ function judge(definition: StepDefinition, run: Fold, id: string, now: Millis): 
   if (!verdict.eligible) return evaluated(false, verdict.reason);
   const same = step.approvals.some(
     (earlier) =>
-      earlier.counted &&
+      countsNow(earlier) &&
       earlier.decision === "approve" &&
       earlier.user.toLowerCase() === submission.user.toLowerCase(),
   );
@@ -507,7 +512,7 @@ function judge(definition: StepDefinition, run: Fold, id: string, now: Millis): 
   // Show the progress while more approvals are needed: "approval (1 of 2)".
   const counted = new Set(
     step.approvals
-      .filter((earlier) => earlier.counted && earlier.decision === "approve")
+      .filter((earlier) => countsNow(earlier) && earlier.decision === "approve")
       .map((earlier) => earlier.user.toLowerCase()),
   );
   if (submission.decision === "approve") counted.add(submission.user.toLowerCase());
@@ -531,7 +536,7 @@ function approvalOutcome(
   step: StepState,
 ): ((id: string, now: Millis) => Batch) | undefined {
   if (step.status !== "waiting") return undefined;
-  const counted = step.approvals.filter((approval) => approval.counted);
+  const counted = step.approvals.filter(countsNow);
   const rejection = counted.find((approval) => approval.decision === "reject");
   if (rejection) {
     return (id, now) =>
@@ -561,7 +566,7 @@ function approvalOutputs(
 ): Record<string, string> {
   const wanted = decision === "approved" ? "approve" : "reject";
   const counted = step.approvals
-    .filter((approval) => approval.counted && approval.decision === wanted)
+    .filter((approval) => countsNow(approval) && approval.decision === wanted)
     .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
   return {
     decision,
@@ -573,6 +578,31 @@ function approvalOutputs(
   };
 }
 
+/** Whether an evaluated submission counts now: counted, and not withdrawn since. */
+function countsNow(approval: ApprovalEvaluated): boolean {
+  return approval.counted && approval.withdrawn === undefined;
+}
+
+/** Approvals were withdrawn (a dismissed review, a push): show the new count. */
+function progress(spec: ApprovalSpec, run: Fold, id: string, now: Millis): Batch {
+  const track = run.tracks[id];
+  const step = run.state.steps[id] as StepState;
+  const counted = new Set(
+    step.approvals
+      .filter((a) => countsNow(a) && a.decision === "approve")
+      .map((a) => a.user.toLowerCase()),
+  );
+  const waiting: NewRunEvent = {
+    type: "step.waiting",
+    at: now,
+    step: id,
+    attempt: step.attempt,
+    reason: `approval (${counted.size} of ${spec.required})`,
+  };
+  if (track?.waitUntil !== undefined) waiting.until = track.waitUntil;
+  return one(waiting);
+}
+
 function remind(spec: ApprovalSpec, run: Fold, id: string, now: Millis): Batch | undefined {
   const track = run.tracks[id];
   const step = run.state.steps[id] as StepState;
@@ -582,7 +612,9 @@ function remind(spec: ApprovalSpec, run: Fold, id: string, now: Millis): Batch |
   const at = track.deadline - parseDuration(spec.reminder);
   if (now < at) return undefined;
   const counted = new Set(
-    step.approvals.filter((a) => a.counted && a.decision === "approve").map((a) => a.user),
+    step.approvals
+      .filter((a) => countsNow(a) && a.decision === "approve")
+      .map((a) => a.user.toLowerCase()),
   );
   return {
     events: [

@@ -33,6 +33,8 @@ export interface StepTrack {
   timedOut: boolean;
   /** Submissions not yet judged (`approval.evaluated` judges the first). */
   submissions: ApprovalSubmitted[];
+  /** An `approval.withdrawn` changed the count: `decide` shows the new progress. */
+  progressChanged: boolean;
   /** `seq` of the `step.finished` that finished the step: the order of completion. */
   finishedSeq?: number;
   /**
@@ -79,6 +81,7 @@ function freshTrack(baseAttempt: number): StepTrack {
     reminderSent: false,
     timedOut: false,
     submissions: [],
+    progressChanged: false,
     startedWhileCancelling: false,
   };
 }
@@ -164,6 +167,22 @@ export function apply(fold: Fold, event: RunEvent): void {
     case "approval.submitted":
       if (track) track.submissions.push(event);
       return;
+    case "approval.withdrawn":
+      if (!step || !track || step.status !== "waiting") return;
+      // Copies, not the events themselves: the state must never change the history.
+      step.approvals = step.approvals.map((approval) => {
+        const matches =
+          approval.counted &&
+          approval.decision === "approve" &&
+          approval.withdrawn === undefined &&
+          (event.user === undefined || approval.user.toLowerCase() === event.user.toLowerCase()) &&
+          (event.via === undefined || approval.via === event.via) &&
+          (event.keepCommit === undefined || approval.commit !== event.keepCommit);
+        if (!matches) return approval;
+        track.progressChanged = true;
+        return { ...approval, withdrawn: event.reason };
+      });
+      return;
     case "compensation.finished":
       if (step && step.compensation === "running") step.compensation = event.outcome;
       return;
@@ -181,6 +200,7 @@ export function apply(fold: Fold, event: RunEvent): void {
       track.waiting = false;
       track.waitUntil = undefined;
       track.reminderSent = false;
+      track.progressChanged = false;
       track.startedWhileCancelling = fold.cancel !== undefined || fold.timedOut !== undefined;
       return;
     case "step.waiting":
@@ -190,6 +210,7 @@ export function apply(fold: Fold, event: RunEvent): void {
       track.waiting = true;
       track.waitUntil = event.until;
       if (event.reminder === true) track.reminderSent = true;
+      track.progressChanged = false;
       return;
     case "attempt.timed-out":
       if (track && step?.attempt === event.attempt) track.timedOut = true;

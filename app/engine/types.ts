@@ -83,6 +83,12 @@ export interface ApproverFacts {
   codeowner: boolean;
   /** For reviews: whether the review was made on the head commit the run is about. */
   stale?: boolean;
+  /**
+   * The pull request's head commit the decision was made at (a review's `commit_id`, or
+   * the head when a button was clicked or a comment written), when the approval is about a
+   * pull request. `approval.withdrawn` with `keepCommit` withdraws approvals of other commits.
+   */
+  commit?: string;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -162,14 +168,39 @@ export interface SignalReceived extends EventBase {
   by: string;
 }
 
+/** How an approval was given. */
+export type ApprovalVia = "review" | "check-run" | "comment" | "cli";
+
 export interface ApprovalSubmitted extends EventBase {
   type: "approval.submitted";
   step: string;
   user: string;
   decision: "approve" | "reject";
-  via: "review" | "check-run" | "comment" | "cli";
+  via: ApprovalVia;
   comment?: string;
   facts: ApproverFacts;
+}
+
+/**
+ * Counted approvals of a waiting step no longer count: a review was dismissed (`user`,
+ * `via: review`), or the pull request got a new head (`keepCommit`: approvals given at
+ * that commit stay, every other one is withdrawn). Approvals only: a counted rejection has
+ * already decided the step. Recorded whatever the step's status (the audit trail); it
+ * changes nothing once the step has stopped waiting.
+ */
+export interface ApprovalWithdrawn extends EventBase {
+  type: "approval.withdrawn";
+  step: string;
+  /** Whose approvals. (Default: everyone's) */
+  user?: string;
+  /** Only approvals given this way. (Default: any way) */
+  via?: ApprovalVia;
+  /** Approvals given at this commit (`facts.commit`) are kept. */
+  keepCommit?: string;
+  /** Why, for people: "review dismissed by octocat", "new commits pushed (abc1234)". */
+  reason: string;
+  /** Who caused it (the dismisser, the pusher). */
+  by: string;
 }
 
 /** A compensating action has finished (compensations are not retried by the engine). */
@@ -228,6 +259,15 @@ export interface ApprovalEvaluated extends EventBase {
   reason?: string;
   /** The submission's comment, if any. */
   comment?: string;
+  /** How it was given (absent in histories written before withdrawals existed). */
+  via?: ApprovalVia;
+  /** The submission's `facts.commit`, if any. */
+  commit?: string;
+  /**
+   * In the state only (never in an event): why a counted approval no longer counts, set by
+   * `approval.withdrawn`.
+   */
+  withdrawn?: string;
 }
 
 export interface StepFinished extends EventBase {
@@ -279,6 +319,7 @@ export type InputEvent =
   | AttemptProgress
   | SignalReceived
   | ApprovalSubmitted
+  | ApprovalWithdrawn
   | CompensationFinished;
 
 export type DecisionEvent =

@@ -330,15 +330,25 @@ function auditLines(events: readonly RunEvent[]): string[] {
           ? "counted"
           : `refused: ${cell(event.reason ?? "not counted", 300)}`;
         const comment = event.comment ? ` “${cell(event.comment, 200)}”` : "";
+        const at = event.commit !== undefined ? ` at ${event.commit.slice(0, 7)}` : "";
         rows.push([
           when,
           `@${cell(event.user)}`,
           `${event.decision === "approve" ? "approved" : "rejected"} ${code(event.step)}${comment}`,
-          submitted ? `${submitted.via} (${submitted.facts.permission} permission)` : "",
+          submitted ? `${submitted.via}${at} (${submitted.facts.permission} permission)` : "",
           outcome,
         ]);
         break;
       }
+      case "approval.withdrawn":
+        rows.push([
+          when,
+          `@${cell(event.by)}`,
+          `withdrew ${event.user !== undefined ? `@${cell(event.user)}'s ` : ""}${event.via !== undefined ? `${event.via} ` : ""}approvals of ${code(event.step)}`,
+          "",
+          cell(event.reason, 200),
+        ]);
+        break;
       case "run.cancel-requested":
         rows.push([when, `@${cell(event.by)}`, `cancel: ${cell(event.reason, 200)}`, "", ""]);
         break;
