@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other, printing a table each.
  *
- *   node dist/bench/index.js [validate] [throughput] [chain] [commits] [memory] [webhooks] [--quick]
+ *   node dist/bench/index.js [validate] [throughput] [chain] [commits] [memory] [webhooks] [trigger] [--quick]
  *
  * Names pick parts (Default: all). `--quick` uses small sizes, to try changes; its figures
  * are not the ones to quote. The runtime parts need Postgres: DATABASE_URL is the admin
@@ -14,7 +14,7 @@ import type { Sizes } from "./runtime.js";
 import { FULL_SIZES, QUICK_SIZES, benchChain, benchCommits, benchThroughput } from "./runtime.js";
 import { benchValidate } from "./validate.js";
 import { benchWaitingRuns } from "./waiting-runs.js";
-import { benchWebhookAck } from "./webhooks.js";
+import { benchTriggerToStep, benchWebhookAck } from "./webhooks.js";
 
 const PARTS: Record<string, (sizes: Sizes) => Promise<void>> = {
   validate: () => benchValidate(),
@@ -23,6 +23,7 @@ const PARTS: Record<string, (sizes: Sizes) => Promise<void>> = {
   commits: benchCommits,
   memory: benchWaitingRuns,
   webhooks: benchWebhookAck,
+  trigger: benchTriggerToStep,
 };
 
 const args = process.argv.slice(2);

@@ -44,6 +44,8 @@ export interface Sizes {
   idleWindowMs: number;
   /** Webhook deliveries sent at 200/s, per target (bench/webhooks.ts). */
   webhookDeliveries: number;
+  /** Trigger deliveries, one at a time (bench/webhooks.ts). */
+  triggerDeliveries: number;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -57,6 +59,7 @@ export const FULL_SIZES: Sizes = {
   waitingRuns: 10_000,
   idleWindowMs: 5000,
   webhookDeliveries: 2000,
+  triggerDeliveries: 200,
 };
 
 export const QUICK_SIZES: Sizes = {
@@ -70,6 +73,7 @@ export const QUICK_SIZES: Sizes = {
   waitingRuns: 500,
   idleWindowMs: 2000,
   webhookDeliveries: 400,
+  triggerDeliveries: 30,
 };
 
 const TERMINAL = "('success', 'failure', 'cancelled')";

@@ -22,7 +22,11 @@ import type { Database } from "../app/store/database.js";
 import { migrate } from "../app/store/migrate.js";
 import { openPglite } from "../app/store/pglite.js";
 import { openPostgres } from "../app/store/postgres.js";
-import { webhookExample } from "../test/fake-github/webhooks.js";
+import { createGitHubClient } from "../app/github/github-client.js";
+import { defaultParts } from "../app/github/parts.js";
+import { startApp } from "../app/github/start-app.js";
+import { FakeGitHub } from "../test/fake-github/server.js";
+import { patchPayload, sendWebhook, webhookExample } from "../test/fake-github/webhooks.js";
 import { withBenchDatabase } from "./bench-database.js";
 import type { Sizes } from "./runtime.js";
 import { fmt, percentile, printTable } from "./table.js";
@@ -170,5 +174,156 @@ async function measure(count: number, body: string, listener: RequestListener): 
     p99: percentile(latencies, 99),
     failed,
     stored: count,
+  };
+}
+
+/**
+ * From a trigger's delivery to its first step dispatched (issue 4): the whole app as
+ * `npm start` composes it, against the fake GitHub, with a live flow listening to
+ * `issues.labeled`. Each delivery is sent signed, one at a time (50 ms apart); the figure
+ * is from sending it to the moment its run's first attempt started (the time of the
+ * decision that enqueues the step's execution, in whole milliseconds). Anchor, in the same
+ * run and database: starting the same flow through the run service, from the call to its
+ * commit (no HTTP, no inbox, no delivery worker, no live-flow lookup).
+ */
+export async function benchTriggerToStep(sizes: Sizes): Promise<void> {
+  const count = sizes.triggerDeliveries;
+  const pglite = await withPglite((store) => measureTriggers(store, count));
+  const postgres = await withBenchDatabase({}, async (bench) => {
+    const store = openPostgres({ connectionString: bench.url, max: 10 });
+    try {
+      return await measureTriggers(store, count);
+    } finally {
+      await store.close();
+    }
+  });
+  const aim = (p50: number) => ({ text: "p50 < 20 ms", met: p50 < 20 });
+  printTable(`Trigger to first step: ${fmt.int(count)} issues.labeled deliveries, one at a time`, [
+    { label: "anchor: service.startRun on PGlite, p50 / p99", value: pair(pglite.anchor) },
+    {
+      label: "delivery → first step on PGlite, p50 / p99",
+      value: pair(pglite.trigger),
+      aim: aim(pglite.trigger.p50),
+    },
+    { label: "anchor: service.startRun on Postgres, p50 / p99", value: pair(postgres.anchor) },
+    {
+      label: "delivery → first step on Postgres, p50 / p99",
+      value: pair(postgres.trigger),
+      aim: aim(postgres.trigger.p50),
+    },
+  ]);
+}
+
+const TRIGGERED_FLOW = `on:
+  manual: {}
+  github:
+    issues: { types: [labeled] }
+steps:
+  first:
+    run: "true"
+`;
+
+async function measureTriggers(
+  store: Database,
+  count: number,
+): Promise<{ trigger: Latency; anchor: Latency }> {
+  const fake = await FakeGitHub.start({ secondaryRateLimit: { perMinute: 1_000_000 } });
+  const running = await startApp({
+    store,
+    github: createGitHubClient({
+      appId: fake.appId,
+      privateKey: fake.privateKey,
+      baseUrl: fake.url,
+      throttle: false,
+    }),
+    webhookSecret: SECRET,
+    parts: (app) => defaultParts(app, { triggers: { botLogin: "baton[bot]" } }),
+    log: silentLogger,
+    port: 0,
+    host: "127.0.0.1",
+    recoveryIntervalMs: 0,
+  });
+  try {
+    fake.webhook = { url: `${running.url}/api/github/webhooks`, secret: SECRET };
+    await fake.install({
+      installationId: 1,
+      account: "acme",
+      repositories: [{ name: "widgets", files: { ".github/flows/bench.yml": TRIGGERED_FLOW } }],
+    });
+    const version = await waitFor(async () => {
+      const live = await store.query<{ version_id: string | null }>(
+        "SELECT version_id FROM live_flows WHERE repository = 'acme/widgets' AND flow = 'bench'",
+      );
+      return live.rows[0]?.version_id ?? undefined;
+    });
+    const repository = fake.repository("acme/widgets");
+    const payload = patchPayload(webhookExample("issues", "labeled"), {
+      installationId: 1,
+      repository: { id: repository.id, owner: "acme", name: "widgets" },
+    });
+    const trigger: number[] = [];
+    for (let i = 0; i < count + WARM_UP; i++) {
+      const sentAt = Date.now();
+      await sendWebhook({ url: fake.webhook.url, secret: SECRET, event: "issues", payload });
+      // Deliveries go one at a time: the (i + 1)th run is this delivery's.
+      const runId = await waitFor(async () => {
+        const runs = await store.query<{ id: string }>(
+          "SELECT id FROM runs WHERE flow = 'bench' ORDER BY id OFFSET $1 LIMIT 1",
+          [i],
+        );
+        return runs.rows[0]?.id;
+      });
+      const startedAt = await attemptStartedAt(store, runId);
+      if (i >= WARM_UP) trigger.push(startedAt - sentAt);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const anchor: number[] = [];
+    for (let i = 0; i < count + WARM_UP; i++) {
+      const calledAt = performance.now();
+      await running.app.service.startRun({
+        flowFile: { versionId: version },
+        actor: "bench",
+        github: { installationId: 1, headSha: fake.head("acme/widgets") },
+      });
+      if (i >= WARM_UP) anchor.push(performance.now() - calledAt);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return { trigger: latencyOf(trigger), anchor: latencyOf(anchor) };
+  } finally {
+    await running.stop();
+    await fake.stop();
+  }
+}
+
+/** When the run's first attempt started (the decision's own clock, ms). */
+function attemptStartedAt(store: Database, runId: string): Promise<number> {
+  return waitFor(async () => {
+    const events = await store.query<{ at: string | number }>(
+      `SELECT (data ->> 'at') AS at FROM run_events
+        WHERE run_id = $1 AND type = 'attempt.started' ORDER BY seq LIMIT 1`,
+      [runId],
+    );
+    const at = events.rows[0]?.at;
+    return at === undefined ? undefined : Number(at);
+  });
+}
+
+/** Poll (every 2 ms, at most 30 s) until `read` gives a value. */
+async function waitFor<T>(read: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("bench: timed out waiting (30 s)");
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+function latencyOf(values: number[]): Latency {
+  return {
+    p50: percentile(values, 50),
+    p99: percentile(values, 99),
+    failed: 0,
+    stored: values.length,
   };
 }
