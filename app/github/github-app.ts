@@ -12,6 +12,7 @@
  * that should happen once the writes commit go through the outbox (`enqueueGitHubRequest`
  * in app/github/outbox.ts).
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { BatonService } from "../runtime/service.js";
 import type { Logger } from "../runtime/log.js";
 import type { TaskHandler } from "../runtime/runtime.js";
@@ -58,8 +59,8 @@ export type EventHandlers = Readonly<Partial<Record<string, EventHandler>>>;
 
 /** A route of the app's HTTP server: `handle` answers, or returns false to pass. */
 export type HttpRoute = (
-  request: import("node:http").IncomingMessage,
-  response: import("node:http").ServerResponse,
+  request: IncomingMessage,
+  response: ServerResponse,
   url: URL,
 ) => Promise<boolean>;
 
