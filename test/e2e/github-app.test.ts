@@ -362,7 +362,7 @@ describe("schedules with two app processes (npm start) on one Postgres", () => {
       await Promise.all(
         processes.map((child) =>
           child.exitCode !== null
-            ? undefined
+            ? Promise.resolve()
             : new Promise((resolve) => child.once("exit", resolve)),
         ),
       );
