@@ -178,6 +178,18 @@ for (const backend of BACKENDS) {
       fake.assertNoUnexpectedRequests();
     });
 
+    test("a /baton run comment starts a live flow for a writer, with inputs", async () => {
+      const { fake } = world;
+      fake.setRole(REPO, "ada", "write");
+      await fake.comment(REPO, 7, { user: "ada", body: "/baton run hello who=Ada" });
+      await eventually("the github step's comment", () =>
+        fake.issueComments(REPO, 7).find((c) => c.body === "Hello, Ada (from Baton)"),
+      );
+      const reply = fake.issueComments(REPO, 7).find((c) => c.body.startsWith("@ada Started"));
+      assert.ok(reply, "the request is answered");
+      fake.assertNoUnexpectedRequests();
+    });
+
     test("a redelivered webhook is processed once", async () => {
       const { fake } = world;
       const before = await countRuns(testDb, "hello");

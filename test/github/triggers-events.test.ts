@@ -191,7 +191,7 @@ for (const backend of BACKENDS) {
       assert.equal(ship[0]?.headSha, liveSha);
       assert.equal(ship[0]?.trigger.event, "manual");
       assert.equal(ship[0]?.trigger.payload.via, "comment");
-      assert.equal(ship[0]?.trigger.payload.issue, 3);
+      assert.equal((ship[0]?.trigger.payload.issue as { number?: number }).number, 3);
       const replies = await pendingGitHubRequests(testDb.db);
       const reply = replies.at(-1);
       assert.equal(reply?.route, "POST /repos/{owner}/{repo}/issues/{issue_number}/comments");

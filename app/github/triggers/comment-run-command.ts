@@ -20,6 +20,7 @@ import {
   InvalidInputsError,
 } from "../../runtime/errors.js";
 import type { Transaction } from "../../store/database.js";
+import type { Json } from "../../engine/types.js";
 import type { SenderPolicy } from "./github-event-trigger.js";
 import { isIgnoredSender, repositoryOf } from "./github-event-trigger.js";
 import { errorMessage, startRunUnderSavepoint } from "./start-triggered-run.js";
@@ -121,10 +122,12 @@ export function commentRunCommand(policy: SenderPolicy = {}): EventHandler {
         actor: login,
         trigger: {
           event: "manual",
+          // The issue (or pull request) as GitHub sent it, as for `issues` events, so that
+          // `trigger.payload.issue.number` means the same whatever started the run.
           payload: {
             via: "comment",
             comment: { id: commentId ?? null, url: commentUrl ?? null },
-            issue: number,
+            issue: issue as Json,
           },
         },
         github: {
