@@ -22,7 +22,7 @@ import type { Database, Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import { loadEvents } from "../store/events.js";
 import type { NewFlowVersion } from "../store/flow-versions.js";
-import { getFlowVersion, saveFlowVersion } from "../store/flow-versions.js";
+import { saveFlowVersion } from "../store/flow-versions.js";
 import type { FlowVersion, Run, RunGitHub, Step, StepLogChunk } from "../store/model.js";
 import {
   findRunsByIdPrefix,
