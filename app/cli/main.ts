@@ -52,6 +52,18 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Execute runs in the background and serve the run API",
     load: async () => (await host()).serveCommand,
   },
+  runner: {
+    summary: "Run steps of a Baton on this machine (a self-hosted runner)",
+    load: async () => (await import("./commands-runner.js")).runnerCommand,
+  },
+  "runner-token": {
+    summary: "Create a registration token for runners; repository or organisation admins",
+    load: async () => (await import("./commands-runner.js")).runnerTokenCommand,
+  },
+  runners: {
+    summary: "List registered runners, or revoke one",
+    load: async () => (await import("./commands-runner.js")).runnersCommand,
+  },
   migrate: {
     summary: "Apply database migrations",
     load: async () => (await host()).migrateCommand,

@@ -9,7 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -33,6 +33,21 @@ export interface LocalShellOptions {
    * the OS temp directory, per user)
    */
   stateDir?: string;
+  /**
+   * Called with the fresh workspace before the command starts (a runner clones the
+   * repository here). A throw fails the attempt with its message. (Default: none)
+   */
+  prepare?: (workspace: string, execution: StepExecution) => Promise<void>;
+  /**
+   * Called with the workspace and the outcome after the command ends, before the
+   * workspace is removed; returns the outcome to report (an agent adds its changed files).
+   * (Default: none)
+   */
+  finish?: (
+    workspace: string,
+    outcome: StepOutcome,
+    execution: StepExecution,
+  ) => Promise<StepOutcome>;
 }
 
 /** How many trailing stderr lines a failure's error message quotes. */
@@ -64,6 +79,17 @@ export function localShell(options: LocalShellOptions = {}): Executor {
           ? resolve(workspace, spec["working-directory"])
           : workspace;
       await mkdir(cwd, { recursive: true });
+      if (options.prepare) {
+        try {
+          await options.prepare(workspace, execution);
+        } catch (error: unknown) {
+          return {
+            outcome: "failure",
+            outputs: {},
+            error: `could not prepare the workspace: ${error instanceof Error ? error.message : String(error)}`,
+          };
+        }
+      }
       const env: NodeJS.ProcessEnv = {
         ...(options.baseEnv ?? process.env),
         ...execution.env,
@@ -95,25 +121,34 @@ export function localShell(options: LocalShellOptions = {}): Executor {
         execution,
       );
       const outputs = parseOutputFile(await readFile(outputFile, "utf8").catch(() => ""));
-      if (ended.stopped === "timeout") {
-        return {
-          outcome: "failure",
-          outputs,
-          error: `timed out${ended.tail ? `\n${ended.tail}` : ""}`,
-        };
-      }
-      if (ended.stopped === "aborted") {
-        return { outcome: "failure", outputs, error: `stopped: ${abortReason(execution.signal)}` };
-      }
-      if (ended.code === 0) return { outcome: "success", outputs };
-      const how =
-        ended.code !== null ? `exit code ${ended.code}` : `killed by ${ended.signal ?? "a signal"}`;
-      return { outcome: "failure", outputs, error: ended.tail ? `${how}\n${ended.tail}` : how };
+      const outcome = outcomeOf(ended, outputs, execution);
+      return options.finish ? await options.finish(workspace, outcome, execution) : outcome;
     } finally {
       if (!options.keepWorkspaces)
         await rm(base, { recursive: true, force: true }).catch(() => undefined);
     }
   };
+}
+
+function outcomeOf(
+  ended: Ended,
+  outputs: Record<string, string>,
+  execution: StepExecution,
+): StepOutcome {
+  if (ended.stopped === "timeout") {
+    return {
+      outcome: "failure",
+      outputs,
+      error: `timed out${ended.tail ? `\n${ended.tail}` : ""}`,
+    };
+  }
+  if (ended.stopped === "aborted") {
+    return { outcome: "failure", outputs, error: `stopped: ${abortReason(execution.signal)}` };
+  }
+  if (ended.code === 0) return { outcome: "success", outputs };
+  const how =
+    ended.code !== null ? `exit code ${ended.code}` : `killed by ${ended.signal ?? "a signal"}`;
+  return { outcome: "failure", outputs, error: ended.tail ? `${how}\n${ended.tail}` : how };
 }
 
 interface Ended {
@@ -275,6 +310,35 @@ async function killOrphan(groupFile: string, execution: StepExecution): Promise<
     for (let i = 0; i < 50 && alive(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
   }
   rmSync(groupFile, { force: true });
+}
+
+/**
+ * Kill every process group recorded in `stateDir` that is still the one recorded (a
+ * runner that was killed left them running), and forget the records. Returns how many
+ * groups were killed. Linux only (elsewhere the records are just removed; see killOrphan).
+ */
+export function killOrphanedGroups(stateDir: string): number {
+  let killed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(stateDir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const file = join(stateDir, name);
+    try {
+      const record = JSON.parse(readFileSync(file, "utf8")) as GroupRecord;
+      if (record.started !== undefined && startTimeOf(record.pgid) === record.started) {
+        process.kill(-record.pgid, "SIGKILL");
+        killed += 1;
+      }
+    } catch {
+      // Unreadable, or gone: nothing to kill.
+    }
+    rmSync(file, { force: true });
+  }
+  return killed;
 }
 
 function startTimeOf(pid: number): string | undefined {

@@ -43,6 +43,8 @@ export const CHANNELS = {
   cancel: "baton_cancel",
   /** A webhook delivery was stored; the payload is its id (wake a delivery worker). */
   deliveries: "baton_deliveries",
+  /** A step was queued for self-hosted runners; the payload is its key (wake waiting claims). */
+  runnerJobs: "baton_runner_jobs",
 } as const;
 export type NotifyChannel = (typeof CHANNELS)[keyof typeof CHANNELS];
 
