@@ -160,6 +160,16 @@ export interface FakeReview {
   body?: string;
 }
 
+/** An answer to a deployment protection rule (`actions/review-custom-gates-for-run`). */
+export interface FakeDeploymentGateReview {
+  repository: string;
+  workflowRunId: number;
+  environment: string;
+  /** Absent when the app only commented (a status update). */
+  state?: "approved" | "rejected";
+  comment?: string;
+}
+
 /** A content-creating request an installation made (see `secondaryRateLimit`). */
 export interface RecordedWrite {
   installationId: number;
@@ -311,6 +321,13 @@ export class FakeGitHub {
    */
   readonly rateLimited: RecordedWrite[] = [];
   webhook: { url: string; secret: string } | undefined;
+
+  // --- Approvals (issue 5): teams and deployment protection rule answers -----------------
+  /** Active members of each team, by `org/team-slug` (lower case), as `addTeamMember` set them. */
+  readonly #teamMembers = new Map<string, Set<string>>();
+  /** Answers given through `POST …/actions/runs/{run_id}/deployment_protection_rule`, in order. */
+  readonly deploymentGateReviews: FakeDeploymentGateReview[] = [];
+  // --- end of approvals ----------------------------------------------------------------
 
   readonly #publicKey: KeyObject;
   readonly #server: Server;
@@ -838,6 +855,87 @@ export class FakeGitHub {
     payload.sender = this.#userJson(options.user, template.sender);
     return this.#deliver("pull_request_review", payload, undefined);
   }
+
+  // --- Approvals (issue 5): teams, dismissed reviews, deployment protection rules --------
+
+  /** `user` becomes an active member of `team` (`org/team-slug`). */
+  addTeamMember(team: string, user: string): void {
+    const key = team.toLowerCase();
+    const members = this.#teamMembers.get(key) ?? new Set<string>();
+    members.add(user.toLowerCase());
+    this.#teamMembers.set(key, members);
+  }
+
+  /**
+   * `by` dismisses a stored review: its state becomes DISMISSED, and
+   * `pull_request_review.dismissed` is delivered.
+   */
+  async dismissReview(
+    fullName: string,
+    number: number,
+    reviewId: number,
+    options: { by: string },
+  ): Promise<SentWebhook> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    const pull = this.pullRequest(fullName, number);
+    const review = repo.reviews.find((r) => r.id === reviewId && r.pull_number === number);
+    if (!review) throw new Error(`${fullName}#${number} has no review ${reviewId}`);
+    review.state = "DISMISSED";
+    const template = webhookExample("pull_request_review", "dismissed");
+    const payload = this.#repositoryPayload(template, repo);
+    const reviewTemplate = template.review as Record<string, unknown>;
+    payload.review = {
+      ...reviewTemplate,
+      ...this.#reviewJson(repo, review),
+      state: "dismissed",
+      user: this.#userJson(review.user, reviewTemplate.user),
+      pull_request_url: `${this.#url}/repos/${repo.owner}/${repo.name}/pulls/${number}`,
+    };
+    payload.pull_request = this.#pullRequestPayload(repo, pull, payload.pull_request);
+    payload.sender = this.#userJson(options.by, template.sender);
+    return this.#deliver("pull_request_review", payload, undefined);
+  }
+
+  /**
+   * An Actions job of workflow run `workflowRunId` targets `environment`, whose custom
+   * deployment protection rule is this app: `deployment_protection_rule.requested`.
+   * (@octokit/webhooks-examples has no example of it: the payload is built from GitHub's
+   * published schema.) The app answers at `deployment_callback_url`; see
+   * `deploymentGateReviews`.
+   */
+  async requestDeploymentGate(
+    fullName: string,
+    options: {
+      environment: string;
+      workflowRunId: number;
+      sha?: string;
+      ref?: string;
+      user: string;
+    },
+  ): Promise<SentWebhook> {
+    this.#requireWebhook();
+    const repo = this.#repo(fullName);
+    const template = webhookExample("push");
+    const base = this.#repositoryPayload(template, repo);
+    const sha = options.sha ?? this.head(fullName);
+    const repository = `${repo.owner}/${repo.name}`;
+    const payload: Record<string, unknown> = {
+      action: "requested",
+      environment: options.environment,
+      event: "push",
+      sha,
+      ref: options.ref ?? `refs/heads/${repo.defaultBranch}`,
+      deployment_callback_url: `${this.#url}/repos/${repository}/actions/runs/${options.workflowRunId}/deployment_protection_rule`,
+      pull_requests: [],
+      repository: base.repository,
+      installation: base.installation,
+      sender: this.#userJson(options.user, template.sender),
+    };
+    return this.#deliver("deployment_protection_rule", payload, undefined);
+  }
+
+  // --- end of approvals ----------------------------------------------------------------
 
   #requireWebhook(): void {
     if (!this.webhook)
@@ -1900,6 +1998,35 @@ export class FakeGitHub {
         headers,
       };
     },
+
+    // --- Approvals (issue 5) -------------------------------------------------------------
+    "teams/get-membership-for-user-in-org": ({ params }) => {
+      const team = `${params.org ?? ""}/${params.team_slug ?? ""}`;
+      const user = params.username ?? "";
+      if (!this.#teamMembers.get(team.toLowerCase())?.has(user.toLowerCase())) throw notFound();
+      return {
+        status: 200,
+        body: {
+          url: `${this.#url}/teams/${team}/memberships/${user}`,
+          role: "member",
+          state: "active",
+        },
+      };
+    },
+
+    "actions/review-custom-gates-for-run": ({ params, body }) => {
+      const repo = this.#repoFor(params);
+      const review: FakeDeploymentGateReview = {
+        repository: `${repo.owner}/${repo.name}`,
+        workflowRunId: Number(params.run_id),
+        environment: typeof body.environment_name === "string" ? body.environment_name : "",
+      };
+      if (body.state === "approved" || body.state === "rejected") review.state = body.state;
+      if (typeof body.comment === "string") review.comment = body.comment;
+      this.deploymentGateReviews.push(review);
+      return { status: 204, body: undefined };
+    },
+    // --- end of approvals ---------------------------------------------------------------
 
     "apps/redeliver-webhook-delivery": async ({ params }) => {
       const original = this.deliveries.find((d) => d.id === Number(params.delivery_id));
