@@ -170,12 +170,15 @@ describe("sshExecutor against a real sshd", () => {
         NEWLINES: "line 1\nline 2\n\nEOF\n",
         SUBSTITUTION: `$(touch ${pwned}) \`touch ${pwned}\` \${HOME} $HOME`,
         SECRET_TOKEN: "s3cr3t-value-never-logged",
+        // Variables that would break the wrapper if it ran with them.
+        PATH: "/nonexistent-baton-bin:/usr/local/bin:/usr/bin:/bin",
+        IFS: "0123456789/ -",
       };
       const dump = join(shared, "env-dump");
       const { e, done } = run(
         {
           run:
-            `mkdir -p ${dump}; for name in QUOTES NEWLINES SUBSTITUTION; do ` +
+            `mkdir -p ${dump}; for name in QUOTES NEWLINES SUBSTITUTION PATH; do ` +
             `eval "printf '%s' \\"\\$$name\\"" > ${dump}/$name; done; ` +
             `pwd > ${dump}/pwd; echo "$BATON_WORKSPACE" > ${dump}/workspace`,
           "working-directory": "sub/dir",
@@ -184,7 +187,7 @@ describe("sshExecutor against a real sshd", () => {
       );
       const outcome = await done;
       assert.equal(outcome.outcome, "success", outcome.error);
-      for (const name of ["QUOTES", "NEWLINES", "SUBSTITUTION"] as const) {
+      for (const name of ["QUOTES", "NEWLINES", "SUBSTITUTION", "PATH"] as const) {
         assert.equal(readFileSync(join(dump, name), "utf8"), values[name], name);
       }
       assert.equal(existsSync(pwned), false, "no value was executed");
@@ -195,6 +198,15 @@ describe("sshExecutor against a real sshd", () => {
       assert.ok(!everything.includes(values.SECRET_TOKEN), "env values are not logged");
     },
   );
+
+  it("fails with the host's words when the step cannot start there", HANG_GUARD, async () => {
+    const outcome = await run({ run: "true", "working-directory": "/proc/baton-nowhere" }).done;
+    assert.equal(outcome.outcome, "failure");
+    assert.match(
+      outcome.error ?? "",
+      /^could not start the step on SSH host "vm" \(.*\): (.|\n)*baton: could not enter the working directory$/,
+    );
+  });
 
   it("refuses env names a shell cannot take, without retries", HANG_GUARD, async () => {
     const outcome = await run({ run: "true" }, { env: { "BAD NAME": "x" } }).done;

@@ -71,22 +71,25 @@ export function stepWrapper(step: RemoteStep): string {
   }
   const script = step.script.endsWith("\n") ? step.script : `${step.script}\n`;
   const exports = Object.entries(step.env)
-    .map(([name, value]) => `  export ${name}=${shellQuote(value)}\n`)
+    .map(([name, value]) => `    export ${name}=${shellQuote(value)}\n`)
     .join("");
   const directory =
     step.workingDirectory === undefined
-      ? `"$BATON_WORKSPACE"`
+      ? `"$base/workspace"`
       : step.workingDirectory.startsWith("/")
         ? shellQuote(step.workingDirectory)
-        : `"$BATON_WORKSPACE"/${shellQuote(step.workingDirectory)}`;
+        : `"$base/workspace"/${shellQuote(step.workingDirectory)}`;
+  // Programs are resolved with the host's PATH before the step's environment (which may set
+  // PATH, or IFS) is exported, and that happens only in the subshell that becomes the step.
   const shell =
     step.shell === "sh"
-      ? `  set -- sh -e\n`
+      ? `  set -- "$(command -v sh)" -e\n`
       : step.shell === "bash"
         ? `  command -v bash >/dev/null 2>&1 || { fail "the step asks for bash (shell: bash) but this host has none"; return; }\n` +
-          `  set -- bash --noprofile --norc -eo pipefail\n`
+          `  set -- "$(command -v bash)" --noprofile --norc -eo pipefail\n`
         : // Like the local shell: bash where there is one, with pipefail; sh otherwise.
-          `  if command -v bash >/dev/null 2>&1; then set -- bash --noprofile --norc -eo pipefail; else set -- sh -e; fi\n`;
+          `  if command -v bash >/dev/null 2>&1; then set -- "$(command -v bash)" --noprofile --norc -eo pipefail; ` +
+          `else set -- "$(command -v sh)" -e; fi\n`;
   const graceTenths = Math.max(1, Math.ceil(step.killGraceMs / 100));
   return (
     `baton_step() {\n` +
@@ -99,16 +102,23 @@ export function stepWrapper(step: RemoteStep): string {
     script +
     `${delimiter}\n` +
     shell +
-    exports +
-    `  export BATON_WORKSPACE="$base/workspace" BATON_OUTPUT="$base/output" GITHUB_OUTPUT="$base/output"\n` +
+    `  setsid=$(command -v setsid)\n` +
     `  mkdir -p -- ${directory} && cd -- ${directory} || { fail "could not enter the working directory"; return; }\n` +
     `  printf '${WORKSPACE_LINE_PREFIX}%s\\n' "$base"\n` +
     `  exec 3<&0\n` +
-    // A new session: the script and all it starts share one process group, whose id is $!.
-    `  setsid "$@" "$base/step.sh" </dev/null 3<&- &\n` +
+    // A new session: the script and all it starts share one process group, whose id is $!
+    // (setsid does not fork here: a background job of a shell without job control is not a
+    // group leader, so setsid runs the script in its own process).
+    `  (\n` +
+    exports +
+    `    export BATON_WORKSPACE="$base/workspace" BATON_OUTPUT="$base/output" GITHUB_OUTPUT="$base/output"\n` +
+    `    exec "$setsid" "$@" "$base/step.sh"\n` +
+    `  ) </dev/null 3<&- &\n` +
     `  group=$!\n` +
     `  (\n` +
     `    if IFS= read -r line && [ "$line" = stop ]; then :; else : > "$base/connection-lost"; fi\n` +
+    // A stop that comes at once may come before setsid has made the group.
+    `    while ! kill -0 -$group 2>/dev/null && kill -0 $group 2>/dev/null; do sleep 0.01; done\n` +
     `    kill -TERM -$group 2>/dev/null\n` +
     `    tenths=0\n` +
     `    while [ $tenths -lt ${graceTenths} ] && kill -0 -$group 2>/dev/null; do sleep 0.1; tenths=$((tenths + 1)); done\n` +
