@@ -4,16 +4,16 @@
  * who did (`sender`), so every click is checked here, against GitHub, at that moment
  * (DESIGN.md rule 8):
  * - Cancel and Retry need write permission on the run's repository;
- * - Approve and Reject go to the run's approval policy with the facts GitHub reported
- *   (permission, membership of the policy's teams); the engine decides whether the
- *   decision counts, and records it in the audit trail either way.
+ * - Approve and Reject go to the run's approval policy with the facts GitHub reported,
+ *   built by the approvals part's `approverFacts` (permission, membership of the
+ *   policy's teams, code ownership, the pull request's head); the engine decides whether
+ *   the decision counts, and records it in the audit trail either way.
  *
  * The answer goes where the click was made: a note on the check run (the latest click and
  * what came of it) and, when a click is refused, a comment on the run's pull request or
  * issue saying why. The run's change, the note and the comment commit together with the
  * delivery (the comment through the outbox, once committed).
  */
-import type { ApprovalSpec } from "../../../flows-schema/schema.js";
 import type { ApproverFacts } from "../../engine/types.js";
 import {
   RunFinishedError,
@@ -26,8 +26,9 @@ import type { Transaction } from "../../store/database.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
 import { getRunById } from "../../store/runs.js";
 import { enqueueTasks } from "../../store/tasks.js";
+import type { GitHubRun } from "../approvals/approver-facts.js";
+import { approverFacts } from "../approvals/approver-facts.js";
 import type { EventHandler, GitHubApp, GitHubEvent, Write } from "../github-app.js";
-import type { Octokit } from "../github-client.js";
 import { enqueueGitHubRequest } from "../outbox.js";
 import type { Permission } from "../permissions.js";
 import { hasPermission, repositoryPermission } from "../permissions.js";
@@ -114,7 +115,12 @@ export const handleRequestedAction: EventHandler = async (event, app) => {
   if (!stepId || !spec) {
     return (tx) => answer(tx, `${who}: this button names no approval step of the run.`, true);
   }
-  const facts = await approverFacts(octokit, spec, user, permission);
+  // The facts builder every approval channel shares (teams, CODEOWNERS, the pull request's
+  // head), with the permission already asked above.
+  const facts = await approverFacts(app, run as GitHubRun, user, spec, {
+    step: stepId,
+    permission,
+  });
   return approvalWrite(app, action, { runId: run.id, stepId, user, facts, who }, answer);
 };
 
@@ -184,32 +190,4 @@ async function answerClick(
       });
     }
   }
-}
-
-/**
- * The facts the approval policy judges, asked of GitHub now: the permission (already
- * asked), and which of the policy's teams the user is an active member of. Code owners
- * are not resolved for button clicks (CODEOWNERS lives with reviews): `codeowner` is false,
- * so a policy that only names code owners refuses button approvals and says why.
- */
-export async function approverFacts(
-  octokit: Octokit,
-  spec: ApprovalSpec,
-  user: string,
-  permission: Permission,
-): Promise<ApproverFacts> {
-  const teams: string[] = [];
-  for (const team of spec.approvers.teams ?? []) {
-    const [org = "", slug = ""] = team.split("/");
-    try {
-      const { data } = await octokit.request(
-        "GET /orgs/{org}/teams/{team_slug}/memberships/{username}",
-        { org, team_slug: slug, username: user },
-      );
-      if (data.state === "active") teams.push(team);
-    } catch (error: unknown) {
-      if ((error as { status?: number }).status !== 404) throw error;
-    }
-  }
-  return { permission, teams, codeowner: false };
 }
