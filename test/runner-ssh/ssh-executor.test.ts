@@ -114,6 +114,20 @@ describe("sshExecutor against a real sshd", () => {
     assert.ok(e.text("system").includes('Connecting to SSH host "vm"'));
   });
 
+  it("passes output to the log in bounded chunks", HANG_GUARD, async () => {
+    const e = execution({ run: "head -c 100000 /dev/zero | tr '\\0' x; echo" });
+    const outcome = await sshExecutor({ vm: host() }, { logChunkChars: 1000 })(e);
+    assert.equal(outcome.outcome, "success", outcome.error);
+    assert.equal(e.text("stdout"), `${"x".repeat(100_000)}\n`);
+    const sizes = e.logs
+      .filter((entry) => entry.stream === "stdout")
+      .map((entry) => entry.text.length);
+    assert.ok(
+      Math.max(...sizes) <= 1000,
+      `chunks of at most 1000 characters, got ${Math.max(...sizes)}`,
+    );
+  });
+
   it(
     "maps exit codes: 0 is success, anything else a failure quoting stderr",
     HANG_GUARD,
@@ -248,7 +262,8 @@ describe("sshExecutor against a real sshd", () => {
     const pidFile = join(shared, "timeout-pids");
     const { e, done } = run(
       { run: `echo $$ > ${pidFile}; echo started >&2; sleep 300` },
-      { deadline: Date.now() + 1500 },
+      // Generous, so that connecting on a busy machine does not take it all.
+      { deadline: Date.now() + 4000 },
     );
     const outcome = await done;
     assert.equal(outcome.outcome, "failure");

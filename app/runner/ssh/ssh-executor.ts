@@ -431,12 +431,19 @@ function runWrapper(
       stream.on("exit", (code: number | null, signal?: string) => {
         exit = { code, signal: signal ?? null };
       });
-      stream.on("close", () => {
+      // ssh2 may close the channel before stderr has ended: wait for both, so that no
+      // output is logged after the outcome.
+      let openStreams = 2;
+      const onStreamClosed = () => {
+        openStreams -= 1;
+        if (openStreams > 0) return;
         // Without an exit status, the channel closed because the connection did.
         if (exit === undefined)
           lost ??= connectionError ?? "the channel closed without an exit status";
         finish();
-      });
+      };
+      stream.once("close", onStreamClosed);
+      stream.stderr.once("close", onStreamClosed);
       stream.write(wrapper);
       // stdin stays open: closing it tells the host the connection is gone.
       stopper.signal.addEventListener("abort", onStop, { once: true });
