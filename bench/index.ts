@@ -12,6 +12,7 @@ import { cpus, loadavg } from "node:os";
 import { adminUrl } from "./bench-database.js";
 import type { Sizes } from "./runtime.js";
 import { FULL_SIZES, QUICK_SIZES, benchChain, benchCommits, benchThroughput } from "./runtime.js";
+import { benchRunners } from "./runners.js";
 import { benchValidate } from "./validate.js";
 import { benchWaitingRuns } from "./waiting-runs.js";
 import { benchTriggerToStep, benchWebhookAck } from "./webhooks.js";
@@ -24,6 +25,7 @@ const PARTS: Record<string, (sizes: Sizes) => Promise<void>> = {
   memory: benchWaitingRuns,
   webhooks: benchWebhookAck,
   trigger: benchTriggerToStep,
+  runners: benchRunners,
 };
 
 const args = process.argv.slice(2);
