@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import type { Json } from "../../app/engine/types.js";
 import type { StepExecution } from "../../app/runner/executor.js";
 import type { SshHostConfig } from "../../app/runner/ssh/host-config.js";
-import { sshExecutor } from "../../app/runner/ssh/ssh-executor.js";
+import { sshExecutor, sshHostExecutor } from "../../app/runner/ssh/ssh-executor.js";
 import { isRunning, startSshd, type TestSshd } from "./sshd.js";
 
 /** A hang guard for every test, not a timing assertion. */
@@ -220,6 +220,18 @@ describe("sshExecutor against a real sshd", () => {
       outcome.error ?? "",
       /^could not start the step on SSH host "vm" \(.*\): (.|\n)*baton: could not enter the working directory$/,
     );
+  });
+
+  it("one host's executor adds baseEnv under the step's env", HANG_GUARD, async () => {
+    const e = execution(
+      { run: `echo "both=$RUNNER_WIDE $STEP_OWN" >> "$BATON_OUTPUT"` },
+      { env: { STEP_OWN: "step" } },
+    );
+    const outcome = await sshHostExecutor("vm", host(), {
+      baseEnv: { RUNNER_WIDE: "runner", STEP_OWN: "runner" },
+    })(e);
+    assert.equal(outcome.outcome, "success", outcome.error);
+    assert.deepEqual(outcome.outputs, { both: "runner step" });
   });
 
   it("refuses env names a shell cannot take, without retries", HANG_GUARD, async () => {

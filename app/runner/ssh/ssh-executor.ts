@@ -42,6 +42,12 @@ export interface SshExecutorOptions {
   stopConfirmMs?: number;
   /** The largest piece of output passed to execution.log at once. (Default: 16384 characters) */
   logChunkChars?: number;
+  /**
+   * Added to every step's environment on the host, under the step's own (e.g. the runner
+   * configuration's `env`). The runner's own process environment never goes to a host.
+   * (Default: none)
+   */
+  baseEnv?: Record<string, string>;
 }
 
 /** How many trailing stderr lines a failure's error message quotes. */
@@ -75,6 +81,18 @@ export function sshExecutor(
   };
 }
 
+/**
+ * An executor running every step it is given on one host, for a runner that has already
+ * picked the host from the step's `runs-on.ssh` (RunnerOptions.sshExecutor).
+ */
+export function sshHostExecutor(
+  name: string,
+  config: SshHostConfig,
+  options: SshExecutorOptions = {},
+): Executor {
+  return (execution) => runOnSshHost(name, config, execution, options);
+}
+
 /** Runs one step attempt on one SSH host. */
 export async function runOnSshHost(
   name: string,
@@ -90,6 +108,7 @@ export async function runOnSshHost(
     );
   }
   const env: Record<string, string> = {
+    ...options.baseEnv,
     ...execution.env,
     BATON_RUN_ID: execution.runId,
     BATON_STEP: execution.step,
