@@ -13,7 +13,9 @@ import { defaultParts } from "../../app/github/parts.js";
 import type { RunningApp } from "../../app/github/start-app.js";
 import { startApp } from "../../app/github/start-app.js";
 import type { RunEvent } from "../../app/engine/types.js";
+import { advanceRun } from "../../app/runtime/advance-run.js";
 import { sha256 } from "../../app/runtime/content-hash.js";
+import { FlowCache } from "../../app/runtime/flow-cache.js";
 import { silentLogger, stderrLogger } from "../../app/runtime/log.js";
 import type { RunDetails } from "../../app/runtime/service.js";
 import type { Database } from "../../app/store/database.js";
@@ -28,6 +30,7 @@ export const INSTALLATION = 9;
 export const REPOSITORY = "acme/widgets";
 export const FLOW_PATH = ".github/flows/release.yml";
 const SECRET = "approvals";
+const flows = new FlowCache();
 
 export interface ApprovalsHarness {
   fake: FakeGitHub;
@@ -47,6 +50,12 @@ export interface ApprovalsHarness {
   until(runId: string, what: string, check: (d: RunDetails) => boolean): Promise<RunDetails>;
   /** The app's comments on an issue or pull request whose body matches `pattern`. */
   replies(number: number, pattern: RegExp): string[];
+  /**
+   * Let `ms` pass on the app's clock and fire the run's timers, as the runtime's `advance`
+   * task does when a timer is due (the tests' clock runs ahead of the database's, whose
+   * clock decides when a timer task is claimed, so the test fires it).
+   */
+  passTime(runId: string, ms: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,7 +74,10 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
     baseUrl: fake.url,
     throttle: false,
   });
+  let offsetMs = 0;
+  const now = () => Date.now() + offsetMs;
   const running = await startApp({
+    now,
     store,
     github,
     webhookSecret: SECRET,
@@ -124,7 +136,11 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
     },
     async processed(sent) {
       const delivery = await sent;
-      assert.equal(delivery.status, 202, `GitHub's delivery was accepted: ${JSON.stringify(delivery.body)}`);
+      assert.equal(
+        delivery.status,
+        202,
+        `GitHub's delivery was accepted: ${JSON.stringify(delivery.body)}`,
+      );
       await eventually(`delivery ${delivery.deliveryId} to be processed`, async () => {
         const stored = await getDelivery(store, delivery.deliveryId);
         if (stored?.status === "failed") assert.fail(`delivery ${delivery.deliveryId} failed`);
@@ -143,6 +159,12 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
         .issueComments(REPOSITORY, number)
         .map((c) => c.body)
         .filter((body) => pattern.test(body));
+    },
+    async passTime(runId, ms) {
+      offsetMs += ms;
+      await store.transaction(async (tx) => {
+        await advanceRun(tx, flows, runId, [], now());
+      });
     },
     async stop() {
       await running.stop();

@@ -156,9 +156,11 @@ function reminderText(
   progress: string | undefined,
   deadline: number | undefined,
 ): string {
+  // The step's progress, "approval (1 of 2); reminder sent": the counts only.
+  const count = progress === undefined ? null : /(\d+) of (\d+)/.exec(progress);
   return (
     `Reminder: \`${step}\` of ${runName(run)} still waits for approval` +
-    `${progress !== undefined ? ` (${progress.replace(/; reminder sent$/, "")})` : ""}: ` +
+    `${count ? ` (${count[1]} of ${count[2]})` : ""}: ` +
     `${describePolicy(spec)}.` +
     timing(spec, deadline)
   );
