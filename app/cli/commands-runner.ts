@@ -11,11 +11,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseCommandArgs, requireRepository } from "./args.js";
 import { dataDirOf } from "./connect.js";
+import { sshHostExecutor } from "../runner/ssh/ssh-executor.js";
 import type { Database } from "../store/database.js";
 import type { CliIo, Command } from "./io.js";
 import { EXIT, UsageError } from "./io.js";
 import type { RunnerConfig } from "../runner/runner-config.js";
 import {
+  advertisedLabels,
   defaultRunnerConfig,
   readRunnerConfig,
   RunnerConfigError,
@@ -90,7 +92,7 @@ export const runnerCommand: Command = async (args, io) => {
       identity = await registerWithServer(url, {
         registrationToken: token,
         name: config.name,
-        labels: config.labels,
+        labels: advertisedLabels(config),
       });
     } catch (error: unknown) {
       io.stderr.write(`baton runner: ${(error as Error).message}\n`);
@@ -113,6 +115,8 @@ export const runnerCommand: Command = async (args, io) => {
     token: identity.token,
     config,
     stateDir,
+    sshExecutor: (host, name) =>
+      sshHostExecutor(name, host, { killGraceMs: config.killGraceMs, baseEnv: config.env }),
     log: (line) => void io.stderr.write(`${new Date().toISOString()} ${line}\n`),
   });
   const onSignal = () => void runner.stop();

@@ -11,13 +11,20 @@
  * agents:                           # `agent:` steps; `{prompt}` etc. are shell-quoted
  *   claude: { command: "claude -p {prompt} --max-turns {max_turns}", default: true }
  *   codex:  { command: "codex exec {prompt}" }
- * ssh:                              # `runs-on: { ssh: build-vm }` (see app/runner/ssh/)
- *   build-vm: { host: 10.0.0.5, port: 22, user: ci, key: ~/.ssh/id_ed25519 }
+ * ssh:                              # `runs-on: { ssh: build-vm }` (see app/runner/ssh/); the
+ *   build-vm:                       # runner advertises the label `ssh:build-vm` for each host
+ *     host: 10.0.0.5
+ *     port: 22                      # (Default: 22)
+ *     user: ci
+ *     key: /home/ci/.ssh/id_ed25519 # a private key file, read at each step
+ *     host-key: "SHA256:…"          # pinned host key fingerprint(s) (`ssh-keygen -lf`)
+ *     accept-any-host-key: false    # only for throwaway hosts on a trusted network
  * ```
  */
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { parse } from "yaml";
+import type { SshHostConfig } from "./ssh/host-config.js";
 
 export interface AgentCommand {
   /** A shell command template: {prompt}, {max_turns}, {budget_usd} are replaced, quoted. */
@@ -26,13 +33,8 @@ export interface AgentCommand {
   default?: boolean;
 }
 
-export interface SshHost {
-  host: string;
-  port?: number;
-  user: string;
-  /** A private key file. */
-  key?: string;
-}
+/** An SSH host of the configuration: the SSH executor's own settings (app/runner/ssh/). */
+export type SshHost = SshHostConfig;
 
 export interface RunnerConfig {
   name: string;
@@ -161,15 +163,44 @@ export function parseRunnerConfig(raw: unknown, file = "runner configuration"): 
       const host = value as Record<string, unknown> | null;
       if (!host || typeof host.host !== "string" || typeof host.user !== "string")
         throw new RunnerConfigError(file, `ssh.${name} needs host and user`);
+      const known = [
+        "host",
+        "port",
+        "user",
+        "key",
+        "passphrase",
+        "host-key",
+        "accept-any-host-key",
+      ];
+      const unknown = Object.keys(host).find((key) => !known.includes(key));
+      if (unknown !== undefined)
+        throw new RunnerConfigError(
+          file,
+          `ssh.${name}: unknown key "${unknown}" (known: ${known.join(", ")})`,
+        );
+      const hostKey = host["host-key"];
+      if (hostKey !== undefined && typeof hostKey !== "string" && !Array.isArray(hostKey))
+        throw new RunnerConfigError(
+          file,
+          `ssh.${name}.host-key must be a fingerprint or a list of them`,
+        );
       config.ssh[name] = {
         host: host.host,
-        user: host.user,
+        username: host.user,
         ...(typeof host.port === "number" ? { port: host.port } : {}),
-        ...(typeof host.key === "string" ? { key: host.key } : {}),
+        ...(typeof host.key === "string" ? { privateKeyPath: host.key } : {}),
+        ...(typeof host.passphrase === "string" ? { passphrase: host.passphrase } : {}),
+        ...(hostKey !== undefined ? { hostKey: hostKey as string | string[] } : {}),
+        ...(host["accept-any-host-key"] === true ? { acceptAnyHostKey: true } : {}),
       };
     }
   }
   return config;
+}
+
+/** The labels a runner registers with: its own, and `ssh:<name>` for each SSH host. */
+export function advertisedLabels(config: RunnerConfig): string[] {
+  return [...new Set([...config.labels, ...Object.keys(config.ssh).map((name) => `ssh:${name}`)])];
 }
 
 /** The agent an `agent:` step asks for (`use`), or the default one. */
