@@ -19,6 +19,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import type { HttpRoute } from "../github/github-app.js";
+import { errorStatus } from "../http/error-status.js";
 import type { Json } from "../engine/types.js";
 import type { StepOutcome } from "../runner/executor.js";
 import { FlowCache } from "../runtime/flow-cache.js";
@@ -403,11 +404,14 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       if (error instanceof HttpError) {
         send(response, error.status, { error: { code: error.code, message: error.message } });
       } else {
-        const status = (error as { status?: unknown }).status;
+        // The API's errors (AuthenticationError …), or a refusal with a 4xx `status`.
+        const known = errorStatus(error);
+        const given = (error as { status?: unknown }).status;
+        const status = known.status < 500 ? known.status : given;
         if (typeof status === "number" && status >= 400 && status < 500) {
           send(response, status, {
             error: {
-              code: "refused",
+              code: known.status < 500 ? known.code : "refused",
               message: error instanceof Error ? error.message : String(error),
             },
           });
