@@ -263,12 +263,25 @@ describe("sshExecutor against a real sshd", () => {
       const outcome = await done;
       assert.equal(outcome.outcome, "failure");
       assert.equal(outcome.error, "stopped: cancelled by alice");
-      assert.ok(e.text("system").includes("Stopping the step: stopped (cancelled by alice)"));
+      assert.ok(e.text("system").includes("Stopping the step: cancelled by alice"));
       for (const pid of pids) assert.equal(isRunning(pid), false, `process ${pid} is gone`);
       assert.ok(outcome.outputs.ws, "outputs written before the cancellation are kept");
       assert.equal(existsSync(outcome.outputs.ws ?? "/"), false, "the workspace is removed");
     },
   );
+
+  it("a step cancelled before it starts does not start", HANG_GUARD, async () => {
+    const marker = join(shared, "never-started");
+    const controller = new AbortController();
+    controller.abort(new Error("cancelled by bob"));
+    const outcome = await run({ run: `touch ${marker}` }, { signal: controller.signal }).done;
+    assert.equal(outcome.outcome, "failure");
+    assert.match(
+      outcome.error ?? "",
+      /^stopped: cancelled by bob \(while connecting to SSH host "vm"/,
+    );
+    assert.equal(existsSync(marker), false);
+  });
 
   it("a timeout kills the remote process group", HANG_GUARD, async () => {
     const pidFile = join(shared, "timeout-pids");

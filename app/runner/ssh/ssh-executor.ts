@@ -142,7 +142,7 @@ export async function runOnSshHost(
   const stopper = stopWhen(execution);
   try {
     log("system", `Connecting to ${where}\n`);
-    const connected = await connect(name, where, config, privateKey, stopper.signal);
+    const connected = await connect(name, where, config, privateKey, stopper);
     if ("failure" in connected) return connected.failure;
     const { client, acceptedUnpinned } = connected;
     try {
@@ -230,8 +230,9 @@ function connect(
   where: string,
   config: SshHostConfig,
   privateKey: string | Buffer,
-  stop: AbortSignal,
+  stopper: Stopper,
 ): Promise<Connected> {
+  const stop = stopper.signal;
   return new Promise((resolve) => {
     const client = new Client();
     const pins = pinnedFingerprints(config);
@@ -254,10 +255,14 @@ function connect(
         failure: {
           outcome: "failure",
           outputs: {},
-          error: `${stopMessage(stop)} while connecting to ${where}`,
+          error: `${stopMessage(stopper)} (while connecting to ${where})`,
         },
       });
     stop.addEventListener("abort", onStop, { once: true });
+    if (stop.aborted) {
+      onStop();
+      return;
+    }
 
     const connectConfig: ConnectConfig = {
       host: config.host,
@@ -401,7 +406,7 @@ function runWrapper(
         "system",
         stopper.stopped === "timeout"
           ? "Timed out: stopping the step\n"
-          : `Stopping the step: ${stopMessage(stopper.signal)}\n`,
+          : `Stopping the step: ${abortReason(stopper.signal)}\n`,
       );
       // The watchdog on the host reads this and stops the process group.
       channel.end(STOP_LINE);
@@ -527,9 +532,9 @@ function stopWhen(execution: StepExecution): Stopper {
   return stopper;
 }
 
-function stopMessage(signal: AbortSignal): string {
-  const reason = abortReason(signal);
-  return reason === "timed out" ? "timed out" : `stopped (${reason})`;
+/** As the local shell says it: `timed out`, or `stopped: <why>`. */
+function stopMessage(stopper: Stopper): string {
+  return stopper.stopped === "timeout" ? "timed out" : `stopped: ${abortReason(stopper.signal)}`;
 }
 
 function abortReason(signal: AbortSignal): string {
