@@ -42,6 +42,7 @@ export interface ApprovalsHarness {
   startRun(
     source: string,
     place: { pullRequest: number; actor?: string } | { issue: number; actor?: string },
+    inputs?: Record<string, string>,
   ): Promise<string>;
   /** Wait until GitHub's delivery has been processed by the app. */
   processed(sent: SentWebhook | Promise<SentWebhook>): Promise<void>;
@@ -107,7 +108,7 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
         user: author,
       }).head.sha;
     },
-    async startRun(source, place) {
+    async startRun(source, place, inputs = {}) {
       const parsed = parseFlow(source, FLOW_PATH);
       assert.ok(parsed.flow, JSON.stringify(parsed.diagnostics));
       const version = await saveFlowVersion(store, {
@@ -125,6 +126,7 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
           : fake.head(REPOSITORY);
       const started = await service.startRun({
         flowFile: { versionId: version.id },
+        inputs,
         actor: place.actor ?? "starter",
         github: {
           installationId: INSTALLATION,

@@ -274,6 +274,37 @@ required: 2`);
       await h.running.app.service.cancel(runId, "test over", "test");
     });
 
+    test("`approval.pull-request` names the pull request whose reviews decide", async () => {
+      const release = (nextPull += 1);
+      h.openPullRequest(release, "author");
+      h.fake.addIssue(REPOSITORY, 900);
+      const runId = await h.startRun(
+        `
+on:
+  manual:
+    inputs:
+      pr: { type: string, required: true }
+steps:
+  gate:
+    approval:
+      via: [review]
+      pull-request: \${{ inputs.pr }}
+`,
+        { issue: 900, actor: "starter" },
+        { pr: String(release) },
+      );
+      await h.until(runId, "the gate to wait", waiting("gate"));
+      // The request is announced on the named pull request once it is recorded.
+      await eventually("the request comment on the named pull request", () =>
+        h.replies(release, /waits for approval/).length === 1 ? true : undefined,
+      );
+      await h.processed(
+        h.fake.submitReview(REPOSITORY, release, { user: "alice", state: "APPROVED" }),
+      );
+      const done = await h.until(runId, "the run to succeed", (d) => d.run.status === "success");
+      assert.equal(stepOf(done, "gate").outputs.approvers, "alice");
+    });
+
     test("changes requested rejects: the run takes its failure path and compensates", async () => {
       const { number, runId } = await runOnPullRequest("via: [review]");
       await h.processed(
