@@ -14,7 +14,7 @@ export interface SshHostConfig {
   username: string;
   /** The private key itself (OpenSSH, PEM or PPK). One of privateKey and privateKeyPath. */
   privateKey?: string | Buffer;
-  /** A file holding the private key, read at each step (so a rotated key is picked up). */
+  /** A file holding the private key (`~/` is the home directory), read at each step, so a rotated key is picked up. */
   privateKeyPath?: string;
   /** For an encrypted private key. */
   passphrase?: string;

@@ -11,6 +11,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import type { Json } from "../../engine/types.js";
@@ -215,7 +217,7 @@ async function loadPrivateKey(name: string, config: SshHostConfig): Promise<stri
     );
   }
   try {
-    return await readFile(config.privateKeyPath);
+    return await readFile(expandHome(config.privateKeyPath));
   } catch (error) {
     // The path, never the content.
     throw new Error(
@@ -554,6 +556,11 @@ function chunkedLog(
       execution.log(stream, text.slice(start, start + chunkChars));
     }
   };
+}
+
+/** `~/…` as a shell would read it, since configuration files are written that way. */
+function expandHome(path: string): string {
+  return path === "~" || path.startsWith("~/") ? join(homedir(), path.slice(1)) : path;
 }
 
 function describeExit(ended: { code: number | null; signal: string | null }): string {
