@@ -235,6 +235,38 @@ steps:
       assert.equal(wrong.status, 401);
     });
 
+    test("a runner cut off mid-step loses its lease: the step runs again elsewhere, and the first runner stops its copy without reporting", async () => {
+      const marks = join(h.dir, "frozen");
+      await mkdir(marks, { recursive: true });
+      const frozen = await h.runner({ name: "frozen", labels: ["cut-off"] });
+      const id = await h.startRun(`
+name: cut-off
+steps:
+  work:
+    runs-on: cut-off
+    retry: { attempts: 2, delay: 1s }
+    run: |
+      if [ "$BATON_ATTEMPT" = 1 ]; then echo $$ > "${marks}/first"; sleep 600; fi
+      echo "who=$WHO" >> "$BATON_OUTPUT"
+`);
+      await waitFor(() => Promise.resolve(existsSync(join(marks, "first")) ? true : undefined));
+      const first = Number(readFileSync(join(marks, "first"), "utf8"));
+      // Frozen: no heartbeats, as if the network were gone.
+      frozen.kill("SIGSTOP");
+      const thawed = await h.runner({ name: "thawed", labels: ["cut-off"] });
+      const run = await h.waitForRun(id, ended);
+      assert.equal(run.state.status, "success");
+      assert.equal(run.state.steps.work?.outputs.who, "thawed");
+      frozen.kill("SIGCONT");
+      // Its next heartbeat says the lease is gone: it kills the step's process group.
+      await waitFor(async () => ((await processGone(first)) ? true : undefined), 30_000);
+      const later = await h.run(id);
+      assert.equal(later.state.steps.work?.outputs.who, "thawed");
+      assert.equal(later.events.filter((e) => e.type === "attempt.finished").length, 2);
+      for (const runner of [frozen, thawed]) runner.kill("SIGTERM");
+      for (const runner of [frozen, thawed]) assert.equal((await runner.exited).code, 0);
+    });
+
     if (backend === "postgres") {
       test("a runner killed mid-step: the step is retried on another runner; the old lease's late result is ignored", async () => {
         const db = h.database!.db;
