@@ -401,6 +401,8 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       const { status, body } = await handler(request, url);
       send(response, status, body);
     } catch (error: unknown) {
+      // The runner went away mid-request (it stopped, or its long poll was aborted).
+      if (request.destroyed || response.destroyed) return true;
       if (error instanceof HttpError) {
         send(response, error.status, { error: { code: error.code, message: error.message } });
       } else {

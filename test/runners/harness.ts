@@ -22,7 +22,13 @@ export interface RunJson {
     status: string;
     steps: Record<
       string,
-      { result?: string; status: string; attempt: number; outputs: Record<string, string> }
+      {
+        result?: string;
+        status: string;
+        attempt: number;
+        outputs: Record<string, string>;
+        compensation?: string;
+      }
     >;
   };
   events: Array<{

@@ -108,6 +108,29 @@ steps:
       for (const runner of [linux, gpu, arm]) assert.equal((await runner.exited).code, 0);
     });
 
+    test("a runner step's compensation runs on a runner too", async () => {
+      const undone = join(h.dir, "undone");
+      const runner = await h.runner({ name: "undoer", labels: ["deploy"] });
+      const id = await h.startRun(`
+name: compensated
+steps:
+  deploy:
+    runs-on: deploy
+    run: echo deployed
+    compensate: echo "undone by $WHO" > "${undone}"
+  smoke:
+    needs: deploy
+    runs-on: deploy
+    run: exit 3
+`);
+      const run = await h.waitForRun(id, ended);
+      assert.equal(run.state.status, "failure");
+      assert.equal(run.state.steps.deploy?.compensation, "success");
+      assert.equal(readFileSync(undone, "utf8"), "undone by undoer\n");
+      runner.kill("SIGTERM");
+      await runner.exited;
+    });
+
     test("a runner runs at most --concurrency steps at once", async () => {
       const trace = join(h.dir, "concurrency.log");
       const runner = await h.runner({ name: "pair", labels: ["pair"], concurrency: 2 });
