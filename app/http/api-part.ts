@@ -4,6 +4,7 @@
  * (`Authorization: Bearer <GitHub user token>`).
  */
 import type { GitHubApp, GitHubAppPart } from "../github/github-app.js";
+import { approverFactsForStep } from "../github/approvals/approver-facts.js";
 import { createApiRoute } from "./api-server.js";
 
 export function apiPart(app: GitHubApp): GitHubAppPart {
@@ -13,7 +14,13 @@ export function apiPart(app: GitHubApp): GitHubAppPart {
       createApiRoute({
         service: app.service,
         store: app.store,
-        auth: { kind: "github-users", github: app.github },
+        auth: {
+          kind: "github-users",
+          github: app.github,
+          // `baton approve` through the API: the same facts as reviews, comments and buttons.
+          approverFacts: (run, user, step, permission) =>
+            approverFactsForStep(app, run, user, step, permission),
+        },
         log: app.log,
       }),
     ],

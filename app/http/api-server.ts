@@ -38,6 +38,7 @@ import type { BatonApi } from "./api.js";
 import { ApiError } from "./api.js";
 import { errorExtra, errorStatus } from "./error-status.js";
 import { AuthenticationError } from "./errors.js";
+import type { ApproverFactsLookup } from "./github-user-client.js";
 import { GitHubUserClient } from "./github-user-client.js";
 import type { GitHubUsers } from "./github-users.js";
 import { ServiceClient } from "./service-client.js";
@@ -71,6 +72,8 @@ export type ApiAuth =
       github: GitHubClient;
       /** How long a token's login is remembered. (Default: 60 000 ms) */
       loginCacheMs?: number;
+      /** Facts of approval decisions beyond the permission (see GitHubUserClientOptions). */
+      approverFacts?: ApproverFactsLookup;
     };
 
 export interface ApiRouteOptions {
@@ -363,7 +366,13 @@ export function createApiRoute(options: ApiRouteOptions): HttpRoute {
       );
       const known = await users;
       const login = await known.login(token);
-      return new GitHubUserClient({ store, service, users: known, login });
+      return new GitHubUserClient({
+        store,
+        service,
+        users: known,
+        login,
+        ...(auth.approverFacts ? { approverFacts: auth.approverFacts } : {}),
+      });
     },
     log,
     false,

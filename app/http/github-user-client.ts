@@ -53,10 +53,25 @@ export interface GitHubUserClientOptions {
   users: GitHubUsers;
   /** The login GitHub gave for the request's token. */
   login: string;
+  /**
+   * The facts of an approval decision beyond the permission (teams, code ownership, the
+   * pull request's head), asked of GitHub now: the GitHub app's shared builder
+   * (app/github/approvals). (Default: the permission only; no teams, not a code owner)
+   */
+  approverFacts?: ApproverFactsLookup;
 }
+
+/** The facts about `user` deciding `step` of `run`, with the permission GitHub just gave. */
+export type ApproverFactsLookup = (
+  run: Run,
+  user: string,
+  step: string,
+  permission: Permission,
+) => Promise<ApproverFacts>;
 
 export class GitHubUserClient extends ServiceClient {
   readonly #users: GitHubUsers;
+  readonly #approverFacts: ApproverFactsLookup | undefined;
   /** Permissions asked during this request, by repository: one question per repository. */
   readonly #asked = new Map<string, Promise<Permission>>();
 
@@ -69,6 +84,7 @@ export class GitHubUserClient extends ServiceClient {
       approverFacts: { permission: "none", teams: [], codeowner: false },
     });
     this.#users = options.users;
+    this.#approverFacts = options.approverFacts;
   }
 
   override startRun(): Promise<StartedRun> {
@@ -121,6 +137,8 @@ export class GitHubUserClient extends ServiceClient {
         purpose.needs,
         purpose.action,
       );
+    if (purpose.decides === true && purpose.step !== undefined && this.#approverFacts)
+      return { run, facts: await this.#approverFacts(run, this.actor, purpose.step, permission) };
     return { run, facts: { permission, teams: [], codeowner: false } };
   }
 

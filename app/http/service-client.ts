@@ -34,6 +34,8 @@ export interface RunPurpose {
   action: string;
   /** The permission becomes a fact of an approval decision: it must be GitHub's answer now. */
   decides?: boolean;
+  /** For a decision: the approval step it is about (whose policy says which facts matter). */
+  step?: string;
 }
 
 export interface ServiceClientOptions {
@@ -117,6 +119,7 @@ export class ServiceClient implements BatonApi {
       needs: "read",
       action: `${decision === "approve" ? "approving" : "rejecting"} a step`,
       decides: true,
+      step,
     });
     const options = {
       user: this.actor,

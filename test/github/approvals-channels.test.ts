@@ -145,6 +145,39 @@ steps:
       await h.running.app.service.cancel(runId, "test over", "test");
     });
 
+    test("`baton approve` through the API gets the same facts: a team's member counts, an outsider does not", async () => {
+      h.fake.addTeamMember("acme/ops", "opsy");
+      h.fake.setRole(REPOSITORY, "opsy", "write");
+      const { runId } = await runOnIssue(`
+steps:
+  gate:
+    approval:
+      via: [cli]
+      approvers: { teams: [acme/ops] }
+`);
+      await h.until(runId, "the gate to wait", waiting("gate"));
+      const approve = async (user: string) => {
+        const response = await fetch(`${h.running.url}/api/runs/${runId}/steps/gate/approve`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${h.fake.userToken(user)}`,
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({ comment: `from ${user}` }),
+        });
+        assert.equal(response.status, 200);
+        return (await response.json()) as { counted: boolean; reason?: string };
+      };
+      assert.deepEqual(await approve("alice"), {
+        counted: false,
+        reason: "alice is not an approver of this step (allowed: members of acme/ops)",
+        user: "alice",
+      });
+      assert.deepEqual(await approve("opsy"), { counted: true, user: "opsy" });
+      const done = await h.until(runId, "the run to succeed", (d) => d.run.status === "success");
+      assert.deepEqual(eventsOf(done, "approval.submitted").at(-1)?.facts.teams, ["acme/ops"]);
+    });
+
     test("the Approve button approves (facts from the shared builder)", async () => {
       const { runId } = await runOnIssue(COMMENT_FLOW);
       await h.until(runId, "the gate to wait", waiting("gate"));

@@ -69,6 +69,25 @@ export async function approverFacts(
 }
 
 /**
+ * `approverFacts` for a step named by id (the CLI/API's `baton approve <run> <step>`),
+ * with the permission GitHub just gave. A local run, or a step that is not an approval,
+ * has no policy to look facts up for: the permission alone (the engine then refuses a
+ * decision on a step that is not an approval, and says so).
+ */
+export async function approverFactsForStep(
+  app: GitHubApp,
+  run: Run,
+  user: string,
+  step: string,
+  permission: Permission,
+): Promise<ApproverFacts> {
+  const version = await getFlowVersion(app.store, run.flowVersionId);
+  const spec = version?.definition.steps[step]?.approval;
+  if (!run.github || !spec) return { permission, teams: [], codeowner: false };
+  return approverFacts(app, run as GitHubRun, user, spec, { step, permission });
+}
+
+/**
  * The pull request an approval step is about: the one its `approval.pull-request` names
  * (recorded when the step asked for approval), else the run's own.
  */
