@@ -110,6 +110,38 @@ export async function insertDelivery(db: Queryable, delivery: NewDelivery): Prom
   return result.rowCount > 0;
 }
 
+/**
+ * `insertDelivery` for many deliveries in one statement (the inbox groups the deliveries
+ * that arrive while a write is in flight). Returns the ids it stored; an id already
+ * stored, or given twice, is stored once.
+ */
+export async function insertDeliveries(
+  db: Queryable,
+  deliveries: readonly NewDelivery[],
+): Promise<Set<string>> {
+  const result = await db.query<{ id: string }>(
+    `WITH stored AS (
+       INSERT INTO github_deliveries (id, event, action, installation_id, hook_id, received_at, payload, run_at)
+       SELECT d.id, d.event, d.action, d.installation_id, d.hook_id, d.received_at, d.payload::jsonb, d.received_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[], $7::text[])
+           AS d (id, event, action, installation_id, hook_id, received_at, payload)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id
+     )
+     SELECT id, pg_notify('${CHANNELS.deliveries}', id) FROM stored`,
+    [
+      deliveries.map((d) => d.id),
+      deliveries.map((d) => d.event),
+      deliveries.map((d) => d.action ?? null),
+      deliveries.map((d) => d.installationId ?? null),
+      deliveries.map((d) => d.hookId ?? null),
+      deliveries.map((d) => d.receivedAt),
+      deliveries.map((d) => d.payloadJson),
+    ],
+  );
+  return new Set(result.rows.map((row) => row.id));
+}
+
 export interface NewRejection {
   deliveryId: string | undefined;
   event: string | undefined;

@@ -25,7 +25,8 @@ import type { Logger } from "../runtime/log.js";
 import { stderrLogger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
 import { pgErrorCode } from "../store/database.js";
-import { insertDelivery, insertRejection } from "./deliveries-sql.js";
+import type { NewDelivery } from "./deliveries-sql.js";
+import { insertDeliveries, insertDelivery, insertRejection } from "./deliveries-sql.js";
 import { verifyWebhookSignature } from "./webhook-signature.js";
 
 export const WEBHOOK_PATH = "/api/github/webhooks";
@@ -75,6 +76,8 @@ export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
     // An empty key would make every signature computable by anyone.
     throw new Error("The webhook secret is empty: set WEBHOOK_SECRET to the app's webhook secret.");
   }
+
+  const writer = new DeliveryWriter(options.store, log);
 
   return async (request, response) => {
     const receivedAt = new Date(now());
@@ -133,18 +136,7 @@ export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
     };
     let inserted: boolean;
     try {
-      try {
-        inserted = await insertDelivery(options.store, stored);
-      } catch (error: unknown) {
-        if (pgErrorCode(error) !== UNTRANSLATABLE_CHARACTER) throw error;
-        // jsonb cannot hold U+0000 in a string (a commit message can): keep the rest of
-        // the payload, with U+FFFD in its place, rather than lose the delivery.
-        log.warn("webhook payload contains U+0000; stored with U+FFFD instead", { id: parsed.id });
-        const payloadJson = JSON.stringify(parsed.payload, (_key, value: unknown) =>
-          typeof value === "string" ? value.replaceAll("\u0000", "\uFFFD") : value,
-        );
-        inserted = await insertDelivery(options.store, { ...stored, payloadJson });
-      }
+      inserted = await writer.store(stored, parsed.payload);
     } catch (error: unknown) {
       log.error("could not store a webhook delivery", {
         id: parsed.id,
@@ -158,6 +150,94 @@ export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
     if (inserted) options.onStored?.(parsed.id);
   };
 }
+
+/**
+ * Stores deliveries, grouping those that arrive while a write is in flight into one
+ * statement (group commit): at a burst of deliveries the inbox does a few writes instead
+ * of one each, which matters most on the embedded database, whose one connection also
+ * serves the delivery worker and the runtime. A delivery waits at most for the write in
+ * flight, then for its own group's.
+ */
+class DeliveryWriter {
+  #waiting: {
+    delivery: NewDelivery;
+    payload: Record<string, unknown>;
+    settle: (result: { inserted: boolean } | { error: unknown }) => void;
+  }[] = [];
+  #writing = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly log: Logger,
+  ) {}
+
+  store(delivery: NewDelivery, payload: Record<string, unknown>): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({
+        delivery,
+        payload,
+        settle: (result) =>
+          "error" in result ? reject(toError(result.error)) : resolve(result.inserted),
+      });
+      if (!this.#writing) void this.#write();
+    });
+  }
+
+  async #write(): Promise<void> {
+    this.#writing = true;
+    while (this.#waiting.length > 0) {
+      const group = this.#waiting.splice(0, MAX_GROUP);
+      try {
+        const stored = await insertDeliveries(
+          this.db,
+          group.map((entry) => entry.delivery),
+        );
+        // An id twice in one group (a redelivery racing its original) is stored once.
+        const claimed = new Set<string>();
+        for (const entry of group) {
+          const id = entry.delivery.id;
+          const inserted = stored.has(id) && !claimed.has(id);
+          claimed.add(id);
+          entry.settle({ inserted });
+        }
+      } catch {
+        // One bad delivery must not fail the others: store them one by one.
+        for (const entry of group) {
+          try {
+            entry.settle({ inserted: await this.#storeOne(entry.delivery, entry.payload) });
+          } catch (error: unknown) {
+            entry.settle({ error });
+          }
+        }
+      }
+    }
+    this.#writing = false;
+  }
+
+  async #storeOne(delivery: NewDelivery, payload: Record<string, unknown>): Promise<boolean> {
+    try {
+      return await insertDelivery(this.db, delivery);
+    } catch (error: unknown) {
+      if (pgErrorCode(error) !== UNTRANSLATABLE_CHARACTER) throw error;
+      // jsonb cannot hold U+0000 in a string (a commit message can): keep the rest of
+      // the payload, with U+FFFD in its place, rather than lose the delivery.
+      this.log.warn("webhook payload contains U+0000; stored with U+FFFD instead", {
+        id: delivery.id,
+      });
+      const payloadJson = JSON.stringify(payload, (_key, value: unknown) =>
+        typeof value === "string" ? value.replaceAll("\u0000", "\uFFFD") : value,
+      );
+      return insertDelivery(this.db, { ...delivery, payloadJson });
+    }
+  }
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** Deliveries stored in one statement at most (a burst's group). */
+const MAX_GROUP = 100;
 
 interface ParsedDelivery {
   id: string;

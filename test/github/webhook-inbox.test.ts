@@ -385,6 +385,65 @@ for (const backend of BACKENDS) {
       }
     });
 
+    test("a burst is stored in a few grouped writes; a bad payload in a group does not fail the others", async () => {
+      let inserts = 0;
+      // The store as the inbox sees it, counting the statements that write deliveries.
+      const counting: Database = Object.assign(Object.create(store) as Database, {
+        query: (sql: string, params?: readonly unknown[]) => {
+          if (sql.includes("INSERT INTO github_deliveries")) inserts += 1;
+          return store.query(sql, params);
+        },
+      });
+      const inbox = await startInbox(counting);
+      try {
+        const send = (ids: string[], bad?: string) =>
+          Promise.all(
+            ids.map((id) => {
+              const payload = patchPayload(webhookExample("issues", "labeled"), {
+                installationId: 5,
+              });
+              // jsonb refuses U+0000: this one cannot be stored as sent.
+              if (id === bad) (payload.issue as { title: string }).title = "nul\u0000title";
+              return sendWebhook({
+                url: inbox.url,
+                secret: SECRET,
+                event: "issues",
+                payload,
+                deliveryId: id,
+              });
+            }),
+          );
+        const good = Array.from({ length: 40 }, (_, i) => `burst-${i}`);
+        // The database is busy meanwhile (on PGlite, its one connection is taken): the
+        // deliveries that arrive wait together, and go together.
+        const busy = store.transaction(() => new Promise((resolve) => setTimeout(resolve, 300)));
+        const answers = await send(good);
+        await busy;
+        assert.deepEqual(
+          answers.map((a) => a.status),
+          good.map(() => 202),
+        );
+        assert.ok(inserts < 40, `grouped: ${inserts} insert statements for 40 deliveries`);
+        const mixed = Array.from({ length: 20 }, (_, i) => `mixed-${i}`);
+        const mixedAnswers = await send(mixed, "mixed-7");
+        assert.deepEqual(
+          mixedAnswers.map((a) => a.status),
+          mixed.map(() => 202),
+        );
+        assert.equal(
+          await countRows(
+            store,
+            "SELECT count(*) AS n FROM github_deliveries WHERE id LIKE 'burst-%' OR id LIKE 'mixed-%'",
+          ),
+          60,
+        );
+        const nul = await getDelivery(store, "mixed-7");
+        assert.equal((nul?.payload.issue as { title: string }).title, "nul\uFFFDtitle");
+      } finally {
+        await inbox.close();
+      }
+    });
+
     test("acknowledgement does not wait on a slow handler", async () => {
       const started: string[] = [];
       const finished: string[] = [];

@@ -6,7 +6,6 @@ import m000005 from "./000005.js";
 import m000006 from "./000006.js";
 import m000007 from "./000007.js";
 import m000008 from "./000008.js";
-import m000008 from "./000008.js";
 import m000009 from "./000009.js";
 
 /** Every migration, in order. Append only: the id is the file's number. */
@@ -18,7 +17,6 @@ export const MIGRATIONS: readonly { id: number; sql: string }[] = [
   { id: 5, sql: m000005 },
   { id: 6, sql: m000006 },
   { id: 7, sql: m000007 },
-  { id: 8, sql: m000008 },
   { id: 8, sql: m000008 },
   { id: 9, sql: m000009 },
 ];
