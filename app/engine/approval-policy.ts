@@ -35,9 +35,12 @@ export function judgeSubmission(
     };
   }
   if (facts.stale === true) {
+    // "Older" would be wrong after a push: a review of the new head is stale too for a
+    // run about the previous one.
+    const made = facts.commit !== undefined ? ` (${facts.commit.slice(0, 7)})` : "";
     return {
       eligible: false,
-      reason: `${user}'s review was made on an older commit (stale reviews do not count)`,
+      reason: `${user}'s review was made on a commit${made} other than the one this approval is about (stale reviews do not count)`,
     };
   }
   if (
