@@ -101,6 +101,8 @@ export interface ClaimedJob {
 const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_CHUNKS_PER_REQUEST = 256;
 const STALE_SWEEP_MS = 30_000;
+/** How often a waiting claim looks whether its runner is still connected. */
+const CONNECTION_CHECK_MS = 1000;
 
 class HttpError extends Error {
   constructor(
@@ -237,14 +239,22 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       const slots = Math.min(64, Math.max(1, Math.floor(Number(body.slots) || 1)));
       const waitMs = Math.min(maxWaitMs, Math.max(0, Number(body.waitMs) || 0));
       const until = Date.now() + waitMs;
+      // A runner that went away while its claim waited must not be given jobs: nobody
+      // would run them until their leases ran out. So a waiting claim also looks at its
+      // connection every second (without querying).
+      const gone = () => request.socket.destroyed;
       for (;;) {
         const woken = waiters.nextJob();
         const jobs = await claim(runner, slots);
-        if (jobs.length > 0 || Date.now() >= until || request.destroyed) {
+        if (jobs.length > 0 || Date.now() >= until) {
           woken.cancel();
           return { status: 200, body: { jobs, leaseMs } };
         }
-        await woken.wait(until - Date.now());
+        while (!(await woken.wait(Math.min(until - Date.now(), CONNECTION_CHECK_MS)))) {
+          if (gone() || Date.now() >= until) break;
+        }
+        woken.cancel();
+        if (gone()) return { status: 200, body: { jobs: [], leaseMs } };
       }
     },
     "POST /api/runner/heartbeat": async (request) => {
@@ -253,15 +263,19 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       const leases = leasesOf(body.leases);
       const waitMs = Math.min(maxWaitMs, Math.max(0, Number(body.waitMs) || 0));
       const until = Date.now() + waitMs;
-      for (;;) {
+      for (let first = true; ; first = false) {
+        // A runner gone while its heartbeat waited is not renewed again: its leases run out.
+        if (!first && request.socket.destroyed)
+          return { status: 200, body: { leases: [], leaseMs } };
         const woken = waiters.cancelOf(leases.map((lease) => lease.key));
         const states = await renewRunnerLeases(db, runner.id, leases, leaseMs);
         const stop = states.some((state) => !state.held || !state.current);
-        if (stop || Date.now() >= until || request.destroyed) {
+        if (stop || Date.now() >= until) {
           woken.cancel();
           return { status: 200, body: { leases: states, leaseMs } };
         }
         await woken.wait(until - Date.now());
+        woken.cancel();
       }
     },
     "POST /api/runner/logs": async (request) => {
@@ -490,7 +504,8 @@ class Waiters {
 }
 
 interface Wake {
-  wait(ms: number): Promise<void>;
+  /** Wait up to `ms`; true once woken (it stays subscribed until `cancel`). */
+  wait(ms: number): Promise<boolean>;
   cancel(): void;
 }
 
@@ -515,8 +530,9 @@ function wakeOn(
           timer = setTimeout(done, Math.max(0, ms));
         });
         clearTimeout(timer);
+        resolve = undefined;
       }
-      unsubscribe();
+      return woken;
     },
     cancel: unsubscribe,
   };

@@ -131,6 +131,28 @@ steps:
       await runner.exited;
     });
 
+    test("a runner killed while idle leaves no claim behind that takes the next step", async () => {
+      const ghost = await h.runner({ name: "ghost", labels: ["idle"], concurrency: 4 });
+      // Its claim is waiting on the server when it dies.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      ghost.kill("SIGKILL");
+      await ghost.exited;
+      const id = await h.startRun(`
+name: after-ghost
+steps:
+  s:
+    runs-on: idle
+    run: echo "who=$WHO" >> "$BATON_OUTPUT"
+`);
+      const living = await h.runner({ name: "living", labels: ["idle"] });
+      const run = await h.waitForRun(id, ended);
+      assert.equal(run.state.status, "success");
+      assert.equal(run.state.steps.s?.attempt, 1);
+      assert.equal(run.state.steps.s?.outputs.who, "living");
+      living.kill("SIGTERM");
+      await living.exited;
+    });
+
     test("a runner runs at most --concurrency steps at once", async () => {
       const trace = join(h.dir, "concurrency.log");
       const runner = await h.runner({ name: "pair", labels: ["pair"], concurrency: 2 });
