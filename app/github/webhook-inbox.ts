@@ -23,7 +23,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../runtime/log.js";
 import { stderrLogger } from "../runtime/log.js";
-import type { Database } from "../store/database.js";
+import type { Database, Queryable } from "../store/database.js";
 import { pgErrorCode } from "../store/database.js";
 import type { NewDelivery } from "./deliveries-sql.js";
 import { insertDeliveries, insertDelivery, insertRejection } from "./deliveries-sql.js";
@@ -77,7 +77,8 @@ export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
     throw new Error("The webhook secret is empty: set WEBHOOK_SECRET to the app's webhook secret.");
   }
 
-  const writer = new DeliveryWriter(options.store, log);
+  // The inbox's writes go before the workers' queries waiting for the embedded database.
+  const writer = new DeliveryWriter(options.store.urgent?.() ?? options.store, options.store, log);
 
   return async (request, response) => {
     const receivedAt = new Date(now());
@@ -167,7 +168,10 @@ class DeliveryWriter {
   #writing = false;
 
   constructor(
-    private readonly db: Database,
+    /** Where grouped writes go (the urgent lane, when the store has one). */
+    private readonly db: Queryable,
+    /** Where a failed group's deliveries are written one by one. */
+    private readonly fallback: Database,
     private readonly log: Logger,
   ) {}
 
@@ -216,7 +220,7 @@ class DeliveryWriter {
 
   async #storeOne(delivery: NewDelivery, payload: Record<string, unknown>): Promise<boolean> {
     try {
-      return await insertDelivery(this.db, delivery);
+      return await insertDelivery(this.fallback, delivery);
     } catch (error: unknown) {
       if (pgErrorCode(error) !== UNTRANSLATABLE_CHARACTER) throw error;
       // jsonb cannot hold U+0000 in a string (a commit message can): keep the rest of
@@ -227,7 +231,7 @@ class DeliveryWriter {
       const payloadJson = JSON.stringify(payload, (_key, value: unknown) =>
         typeof value === "string" ? value.replaceAll("\u0000", "\uFFFD") : value,
       );
-      return insertDelivery(this.db, { ...delivery, payloadJson });
+      return insertDelivery(this.fallback, { ...delivery, payloadJson });
     }
   }
 }

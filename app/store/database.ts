@@ -68,6 +68,13 @@ export interface Database extends Queryable {
    * Without it (a wrapper), use `listen` on `CHANNELS.runs`.
    */
   watchRun?(runId: string, onChange: () => void): Promise<() => Promise<void>>;
+  /**
+   * Statements that go before work already waiting for the connection: the webhook
+   * inbox's writes, which GitHub waits on (DESIGN.md rule 3). PGlite has one connection
+   * that the workers share; a server has a pool, and needs no such lane (absent: use the
+   * database itself).
+   */
+  urgent?(): Queryable;
   close(): Promise<void>;
 }
 

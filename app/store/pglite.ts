@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { join, resolve } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir-lock.js";
-import type { Database, NotifyChannel, QueryResult, Transaction } from "./database.js";
+import type { Database, NotifyChannel, Queryable, QueryResult, Transaction } from "./database.js";
 import { Mutex } from "./mutex.js";
 
 export interface PgliteDatabase extends Database {
@@ -43,6 +43,19 @@ export async function openPglite(dataDir: string): Promise<PgliteDatabase> {
         const result = await db.query<R>(sql, params as unknown[] | undefined);
         return { rows: result.rows, rowCount: result.affectedRows || result.rows.length };
       });
+    },
+    urgent(): Queryable {
+      return {
+        query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+          return mutex.run(
+            async () => {
+              const result = await db.query<R>(sql, params as unknown[] | undefined);
+              return { rows: result.rows, rowCount: result.affectedRows || result.rows.length };
+            },
+            { urgent: true },
+          );
+        },
+      };
     },
     transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       return mutex.run(async () => {
