@@ -7,7 +7,7 @@
  * - `message`: its final message: what it printed on stdout, trimmed (the last 64 KiB),
  *   unless it wrote `message` to $BATON_OUTPUT itself;
  * - `changed-files`: the files it changed, added or deleted, one per line;
- * - `branch` and `commit`: the branch it left checked out, and HEAD if it committed.
+ * - `branch` and `commit`: the branch it created or committed on, and HEAD if it committed.
  *
  * The budget reaches the agent as `{budget_usd}` / `{max_turns}` in the template and as
  * BATON_AGENT_BUDGET_USD / BATON_AGENT_MAX_TURNS; the step's `timeout` bounds it.
@@ -18,7 +18,7 @@ import type { LocalShellOptions } from "./local-shell.js";
 import { localShell } from "./local-shell.js";
 import type { RunnerConfig } from "./runner-config.js";
 import { agentFor } from "./runner-config.js";
-import { baselineOf, changesSince } from "./workspace-git.js";
+import { baselineOf, changesSince, currentBranch } from "./workspace-git.js";
 
 const MESSAGE_BYTES = 64 * 1024;
 
@@ -58,6 +58,7 @@ export function agentExecutor(config: RunnerConfig, shell: LocalShellOptions = {
     const turns = typeof budget.turns === "number" ? String(budget.turns) : "";
     let stdout = "";
     let baseline = "";
+    let baselineBranch: string | undefined;
     // The agent runs in the workspace (its working directory, also $BATON_WORKSPACE).
     const command = chosen.agent.command.replace(
       /\{(prompt|max_turns|budget_usd)\}/g,
@@ -70,6 +71,7 @@ export function agentExecutor(config: RunnerConfig, shell: LocalShellOptions = {
       prepare: async (dir, inner) => {
         await shell.prepare?.(dir, inner);
         baseline = await baselineOf(dir);
+        baselineBranch = await currentBranch(dir);
       },
       finish: async (dir, outcome) => {
         const outputs = { ...outcome.outputs };
@@ -77,7 +79,9 @@ export function agentExecutor(config: RunnerConfig, shell: LocalShellOptions = {
         try {
           const changes = await changesSince(dir, baseline);
           outputs["changed-files"] ??= changes.files.join("\n");
-          if (changes.branch !== undefined) outputs.branch ??= changes.branch;
+          // The branch only when the agent made one (or committed on one).
+          if (changes.branch !== undefined && (changes.branch !== baselineBranch || changes.commit))
+            outputs.branch ??= changes.branch;
           if (changes.commit !== undefined) outputs.commit ??= changes.commit;
         } catch (error: unknown) {
           execution.log(

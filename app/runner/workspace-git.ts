@@ -90,10 +90,16 @@ export async function baselineOf(workspace: string): Promise<string> {
 export interface WorkspaceChanges {
   /** Files changed, added or deleted, committed or not, relative to the workspace. */
   files: string[];
-  /** The branch the agent left checked out (none when detached). */
+  /** The branch checked out at the end (none when detached). */
   branch?: string;
   /** HEAD when the agent committed something. */
   commit?: string;
+}
+
+/** The branch checked out now (undefined when detached). */
+export async function currentBranch(workspace: string): Promise<string | undefined> {
+  const branch = (await git(workspace, ["rev-parse", "--abbrev-ref", "HEAD"])).trim();
+  return branch === "HEAD" ? undefined : branch;
 }
 
 export async function changesSince(workspace: string, baseline: string): Promise<WorkspaceChanges> {
@@ -108,10 +114,10 @@ export async function changesSince(workspace: string, baseline: string): Promise
   ).split("\n")) {
     if (line.length > 3) files.add(line.slice(3).replace(/^"(.*)"$/, "$1"));
   }
-  const branch = (await git(workspace, ["rev-parse", "--abbrev-ref", "HEAD"])).trim();
+  const branch = await currentBranch(workspace);
   return {
     files: [...files].sort(),
-    ...(branch !== "HEAD" ? { branch } : {}),
+    ...(branch !== undefined ? { branch } : {}),
     ...(head !== baseline ? { commit: head } : {}),
   };
 }

@@ -237,12 +237,21 @@ steps:
   fix:
     runs-on: [agent]
     agent: { prompt: "Explain it's done", budget: { turns: 3 } }
+  branch:
+    runs-on: [agent]
+    agent: { prompt: "write and commit", use: fake }
 `);
       const run = await h.waitForRun(id, ended);
       assert.equal(run.state.status, "success", JSON.stringify(run.state.steps.fix));
       const outputs = run.state.steps.fix?.outputs ?? {};
       assert.equal(outputs.message, `Done: I wrote NOTES.md for "Explain it's done".`);
       assert.equal(outputs["changed-files"], "NOTES.md");
+      assert.equal(outputs.branch, undefined);
+      assert.equal(outputs.commit, undefined);
+      const committed = run.state.steps.branch?.outputs ?? {};
+      assert.equal(committed.branch, "agent/notes");
+      assert.match(committed.commit ?? "", /^[0-9a-f]{40}$/);
+      assert.equal(committed["changed-files"], "NOTES.md");
       const logs = await h.logs(id);
       assert.match(logs, /\[fake-agent\] prompt: Explain it's done/);
       assert.match(logs, /\[fake-agent\] turns allowed: 3/);
