@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { describeEvent } from "../../app/cli/render-run.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import type { ApprovalsHarness } from "./approvals-harness.js";
 import {
@@ -242,6 +243,13 @@ required: 2`);
       assert.match(
         eventsOf(details, "approval.withdrawn")[1]?.reason ?? "",
         /new commits were pushed/,
+      );
+      // `baton show` tells it too.
+      const pushed = eventsOf(details, "approval.withdrawn")[1];
+      assert.ok(pushed);
+      assert.match(
+        describeEvent(pushed) ?? "",
+        /^gate: approvals withdrawn \(new commits were pushed to #\d+/,
       );
       // A review of the old head is stale; so is one of the new head (this run is about the old one).
       await h.processed(
