@@ -1,9 +1,12 @@
 /**
  * The parts of the GitHub side, in the order their webhook handlers run: a push first
  * makes the new flows live, then starts the runs it triggers; check runs show the runs;
- * the run API serves people and the CLI.
+ * approvals come after both (a deployment gate reads the run the triggers part started in
+ * the same delivery); the run API serves people and the CLI.
  */
 import { apiPart } from "../http/api-part.js";
+import type { ApprovalsOptions } from "./approvals/index.js";
+import { approvalsPart } from "./approvals/index.js";
 import type { CheckRunsOptions } from "./check-runs/index.js";
 import { checkRunsPart } from "./check-runs/index.js";
 import type { FlowsPartOptions } from "./flows/flows-part.js";
@@ -16,6 +19,7 @@ export interface PartsOptions {
   flows?: FlowsPartOptions;
   triggers?: TriggersOptions;
   checkRuns?: CheckRunsOptions;
+  approvals?: ApprovalsOptions;
 }
 
 export function defaultParts(app: GitHubApp, options: PartsOptions = {}): GitHubAppPart[] {
@@ -23,6 +27,7 @@ export function defaultParts(app: GitHubApp, options: PartsOptions = {}): GitHub
     flowsPart(app, options.flows),
     triggersPart(app, options.triggers),
     checkRunsPart(app, options.checkRuns),
+    approvalsPart(app, options.approvals),
     apiPart(app),
   ];
 }
