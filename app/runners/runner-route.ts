@@ -416,7 +416,7 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       send(response, status, body);
     } catch (error: unknown) {
       // The runner went away mid-request (it stopped, or its long poll was aborted).
-      if (request.destroyed || response.destroyed) return true;
+      if (request.socket.destroyed) return true;
       if (error instanceof HttpError) {
         send(response, error.status, { error: { code: error.code, message: error.message } });
       } else {

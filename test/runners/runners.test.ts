@@ -266,6 +266,15 @@ steps:
         token: string;
       };
       const { baton } = await import("../cli/baton-process.js");
+      const listed = await baton(["--url", h.url, "runners", "list", "--json"], {
+        env: { BATON_TOKEN: h.token },
+      });
+      assert.equal(listed.code, 0, listed.stderr);
+      const mine = (
+        JSON.parse(listed.stdout) as Array<{ id: string; labels: string[]; revokedAt?: string }>
+      ).find((runner) => runner.id === identity.runnerId);
+      assert.deepEqual(mine?.labels, ["self-hosted", "revoked"]);
+      assert.equal(mine?.revokedAt, undefined);
       const revoked = await baton(["--url", h.url, "runners", "revoke", identity.runnerId], {
         env: { BATON_TOKEN: h.token },
       });
@@ -281,6 +290,22 @@ steps:
       assert.equal(response.status, 401);
       const body = (await response.json()) as { error: { code: string } };
       assert.equal(body.error.code, "runner_revoked");
+      // An unknown registration token registers nothing.
+      const bogus = await baton(
+        [
+          "--url",
+          h.url,
+          "runner",
+          "--token",
+          "baton_rr_bogus",
+          "--state-dir",
+          join(h.dir, "bogus"),
+        ],
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(bogus.code, 4);
+      assert.match(bogus.stderr, /registration token is unknown, expired or revoked/);
+      assert.equal(existsSync(join(h.dir, "bogus", "runner.json")), false);
       // A registration token is not a runner token, and junk is refused too.
       const wrong = await fetch(new URL("/api/runner/claim", h.url), {
         method: "POST",
