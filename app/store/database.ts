@@ -45,6 +45,8 @@ export const CHANNELS = {
   deliveries: "baton_deliveries",
   /** A step was queued for self-hosted runners; the payload is its key (wake waiting claims). */
   runnerJobs: "baton_runner_jobs",
+  /** A repository's schedules may have changed; the payload is the repository (wake the tickers). */
+  schedules: "baton_schedules",
 } as const;
 export type NotifyChannel = (typeof CHANNELS)[keyof typeof CHANNELS];
 

@@ -6,6 +6,7 @@
 import type { Diagnostic } from "../../../flows-schema/diagnostic.js";
 import type { FlowDefinition } from "../../../flows-schema/schema.js";
 import type { Queryable, Transaction } from "../../store/database.js";
+import { CHANNELS } from "../../store/database.js";
 import { saveFlowVersion } from "../../store/flow-versions.js";
 import { nextScheduleTick } from "../schedule-ticks.js";
 import type { LoadedFlows } from "./load-flows.js";
@@ -275,6 +276,9 @@ export async function applyLiveLoad(
       loaded.repository,
       outcome.retired,
     ]);
+  // Schedule tickers of every process sleep until the earliest tick they know of: tell
+  // them (on commit) that the schedules may have changed.
+  await tx.notify(CHANNELS.schedules, loaded.repository);
   return outcome;
 }
 

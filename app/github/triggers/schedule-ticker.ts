@@ -17,6 +17,7 @@
  * tick as an ISO timestamp), the actor `schedule` unless configured.
  */
 import { CronExpressionParser } from "cron-parser";
+import { CHANNELS } from "../../store/database.js";
 import type { BackgroundJob, GitHubApp } from "../github-app.js";
 import { nextScheduleTick } from "../schedule-ticks.js";
 import { errorMessage, startRunUnderSavepoint } from "./start-triggered-run.js";
@@ -204,9 +205,9 @@ export interface ScheduleTicker extends BackgroundJob {
 }
 
 /**
- * The background ticker (see the module comment). Nothing announces changed schedules
- * across processes; a new or changed schedule is seen within `pollMs`, well inside
- * cron's one-minute resolution.
+ * The background ticker (see the module comment). A load of flows announces changed
+ * schedules on `CHANNELS.schedules` (to every process on Postgres); `pollMs` bounds the
+ * sleep should a notification be lost.
  */
 export function startScheduleTicker(
   app: GitHubApp,
@@ -226,6 +227,18 @@ export function startScheduleTicker(
         resolve();
       }
       wake = done;
+    });
+
+  const listening = app.store
+    .listen(CHANNELS.schedules, () => {
+      kicked = true;
+      wake?.();
+    })
+    .catch((error: unknown) => {
+      app.log.warn("cannot listen for schedule changes; polling instead", {
+        error: errorMessage(error),
+      });
+      return undefined;
     });
 
   const loop = (async () => {
@@ -254,6 +267,9 @@ export function startScheduleTicker(
       stopped = true;
       wake?.();
       await loop;
+      await (
+        await listening
+      )?.();
     },
   };
 }
