@@ -47,6 +47,8 @@ export const CHANNELS = {
   runnerJobs: "baton_runner_jobs",
   /** A repository's schedules may have changed; the payload is the repository (wake the tickers). */
   schedules: "baton_schedules",
+  /** A deployment protection rule waits for a run; the payload is the run id (wake the gate job). */
+  gates: "baton_gates",
 } as const;
 export type NotifyChannel = (typeof CHANNELS)[keyof typeof CHANNELS];
 

@@ -16,12 +16,14 @@
  *   deployment_protection_rule`, through the outbox), as soon as the run's approval
  *   steps have decided (all approved or skipped → approved; one rejected or failed →
  *   rejected), or the run ends (success → approved, otherwise rejected). A background job
- *   looks at the open gates (few: one per deployment waiting) every `pollMs`; the answer
- *   is claimed with an UPDATE, so one process answers, once.
+ *   looks at the open gates (few: one per deployment waiting) every `pollMs` while there
+ *   are some, and sleeps until a gate is recorded when there are none; the answer is
+ *   claimed with an UPDATE, so one process answers, once.
  */
 import type { FlowDefinition, RunState } from "../../engine/types.js";
 import { TERMINAL_RUN_STATUSES } from "../../engine/types.js";
 import type { Queryable, Transaction } from "../../store/database.js";
+import { CHANNELS } from "../../store/database.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
 import type { BackgroundJob, EventHandler, GitHubApp } from "../github-app.js";
 import { enqueueGitHubRequest } from "../outbox.js";
@@ -92,6 +94,7 @@ export const handleDeploymentProtectionRule: EventHandler = (event, app) => {
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING`,
         [id, installationId, repository, environment, workflowRunId, new Date(app.now())],
       );
+      await tx.notify(CHANNELS.gates, id);
     }
   });
 };
@@ -152,6 +155,11 @@ interface OpenGate {
 
 /** Answer every open gate whose run has decided. Returns how many were answered. */
 export async function answerDecidedGates(app: GitHubApp): Promise<number> {
+  return (await answerOpenGates(app)).answered;
+}
+
+/** `answerDecidedGates`, also saying how many gates were open when it looked. */
+async function answerOpenGates(app: GitHubApp): Promise<{ answered: number; open: number }> {
   const open = await app.store.query<OpenGate>(
     `SELECT run_id, installation_id, repository, environment, workflow_run_id
        FROM github_deployment_gates WHERE answered_state IS NULL ORDER BY created_at LIMIT 100`,
@@ -194,7 +202,7 @@ export async function answerDecidedGates(app: GitHubApp): Promise<number> {
       answered += 1;
     });
   }
-  return answered;
+  return { answered, open: open.rows.length };
 }
 
 async function answerGate(
@@ -226,27 +234,53 @@ async function answerGate(
   });
 }
 
-/** Look at the open gates every `pollMs` until stopped. */
+/** Without open gates, the longest sleep in case a notification was lost. */
+const IDLE_MS = 5 * 60 * 1000;
+
+/**
+ * Look at the open gates every `pollMs` while there are some; with none, sleep until a
+ * gate is recorded (`CHANNELS.gates`, from any process on Postgres).
+ */
 export function startGateAnswers(app: GitHubApp, pollMs: number): BackgroundJob {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  let looking = false;
+  // A gate recorded while looking may have been missed by the look: look again after it.
+  let again = false;
   const tick = () => {
-    running = answerDecidedGates(app)
-      .then(() => undefined)
+    clearTimeout(timer);
+    if (stopped) return;
+    if (looking) {
+      again = true;
+      return;
+    }
+    looking = true;
+    again = false;
+    let open = 0;
+    running = answerOpenGates(app)
+      .then((result) => {
+        open = result.open;
+      })
       .catch((error: unknown) => {
+        open = 1; // look again soon
         app.log.error("answering deployment protection rules failed; trying again", { error });
       })
       .finally(() => {
-        if (!stopped) timer = setTimeout(tick, pollMs);
+        looking = false;
+        if (!stopped) timer = setTimeout(tick, again ? 0 : open > 0 ? pollMs : IDLE_MS);
       });
   };
+  const listening = app.store.listen(CHANNELS.gates, tick).catch(() => undefined);
   timer = setTimeout(tick, 0);
   return {
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await running;
+      await (
+        await listening
+      )?.();
     },
   };
 }
