@@ -2,9 +2,12 @@
  * The parts of the GitHub side, in the order their webhook handlers run: a push first
  * makes the new flows live, then starts the runs it triggers; check runs show the runs;
  * approvals come after both (a deployment gate reads the run the triggers part started in
- * the same delivery); the run API serves people and the CLI.
+ * the same delivery); runners take steps with `runs-on`; the run API serves people and
+ * the CLI.
  */
 import { apiPart } from "../http/api-part.js";
+import type { RunnersPartOptions } from "../runners/runners-part.js";
+import { runnersPart } from "../runners/runners-part.js";
 import type { ApprovalsOptions } from "./approvals/index.js";
 import { approvalsPart } from "./approvals/index.js";
 import type { CheckRunsOptions } from "./check-runs/index.js";
@@ -20,6 +23,7 @@ export interface PartsOptions {
   triggers?: TriggersOptions;
   checkRuns?: CheckRunsOptions;
   approvals?: ApprovalsOptions;
+  runners?: RunnersPartOptions;
 }
 
 export function defaultParts(app: GitHubApp, options: PartsOptions = {}): GitHubAppPart[] {
@@ -28,6 +32,8 @@ export function defaultParts(app: GitHubApp, options: PartsOptions = {}): GitHub
     triggersPart(app, options.triggers),
     checkRunsPart(app, options.checkRuns),
     approvalsPart(app, options.approvals),
+    // Steps with `runs-on` (and agent steps) go to self-hosted runners; the protocol's routes.
+    runnersPart(app, options.runners),
     apiPart(app),
   ];
 }

@@ -14,6 +14,7 @@ import { createGitHubClient } from "../../app/github/github-client.js";
 import { defaultParts } from "../../app/github/parts.js";
 import { startApp, type RunningApp } from "../../app/github/start-app.js";
 import { silentLogger } from "../../app/runtime/log.js";
+import { baton, startBaton } from "../cli/baton-process.js";
 import { eventually } from "../github/check-runs-harness.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeGitHub, type FakeCheckRun } from "../fake-github/server.js";
@@ -188,6 +189,67 @@ for (const backend of BACKENDS) {
       const reply = fake.issueComments(REPO, 7).find((c) => c.body.startsWith("@ada Started"));
       assert.ok(reply, "the request is answered");
       fake.assertNoUnexpectedRequests();
+    });
+
+    test("a step with runs-on runs on a self-hosted runner a repository admin registered", async () => {
+      const { fake, app } = world;
+      fake.setRole(REPO, "admin", "admin");
+      fake.setRole(REPO, "ada", "write");
+      const pushed = await fake.push(REPO, {
+        files: {
+          ".github/flows/remote.yml": `on: { manual: {} }
+steps:
+  build:
+    runs-on: [e2e]
+    run: echo "where=$(basename "$PWD")" >> "$BATON_OUTPUT"
+    outputs: [where]
+`,
+        },
+      });
+      await eventually("the flow to be live", () =>
+        checkRunNamed(fake, "baton / flows", pushed.sha)?.conclusion === "success"
+          ? true
+          : undefined,
+      );
+      const created = await baton(
+        ["--url", app.url, "runner-token", "create", "--repo", REPO, "--json"],
+        { env: { BATON_TOKEN: fake.userToken("admin") } },
+      );
+      assert.equal(created.code, 0, created.stderr);
+      const registration = (JSON.parse(created.stdout) as { token: string }).token;
+      const stateDir = await mkdtemp(join(tmpdir(), "baton-e2e-runner-"));
+      const runner = startBaton([
+        "--url",
+        app.url,
+        "runner",
+        "--name",
+        "e2e",
+        "--label",
+        "e2e",
+        "--token",
+        registration,
+        "--state-dir",
+        stateDir,
+      ]);
+      try {
+        fake.addIssue(REPO, 8);
+        await fake.comment(REPO, 8, { user: "ada", body: "/baton run remote" });
+        const check = await eventually("the remote run's check run", () => {
+          const run = checkRunNamed(fake, "baton / remote");
+          return run?.status === "completed" ? run : undefined;
+        });
+        assert.equal(check.conclusion, "success", check.output.summary ?? "");
+        const steps = await testDb.db.query<{ outputs: Record<string, string> }>(
+          `SELECT s.outputs FROM steps AS s JOIN runs AS r ON r.id = s.run_id
+            WHERE r.flow = 'remote' AND s.step = 'build'`,
+        );
+        assert.ok(steps.rows[0]?.outputs.where, "the runner reported the step's outputs");
+        fake.assertNoUnexpectedRequests();
+      } finally {
+        runner.kill("SIGTERM");
+        await runner.exited;
+        await rm(stateDir, { recursive: true, force: true });
+      }
     });
 
     test("a redelivered webhook is processed once", async () => {
