@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { startSshd } from "../runner-ssh/sshd.js";
 import { waitFor } from "../cli/baton-process.js";
 import { BACKENDS } from "../helpers/db.js";
 import {
@@ -106,6 +107,46 @@ steps:
       assert.equal(armRun.state.steps["only-arm"]?.outputs.who, "arm-box");
       for (const runner of [linux, gpu, arm]) runner.kill("SIGTERM");
       for (const runner of [linux, gpu, arm]) assert.equal((await runner.exited).code, 0);
+    });
+
+    test("a step with runs-on: { ssh: host } runs on that host of the runner's configuration", async () => {
+      const sshd = await startSshd();
+      try {
+        const runner = await h.runner({
+          name: "ssh-box",
+          config: [
+            "ssh:",
+            "  vm:",
+            "    host: 127.0.0.1",
+            `    port: ${sshd.port}`,
+            `    user: ${sshd.username}`,
+            `    key: ${sshd.userKeyPath}`,
+            `    host-key: "${sshd.hostKeyFingerprint}"`,
+            "",
+          ].join("\n"),
+        });
+        const id = await h.startRun(`
+name: over-ssh
+steps:
+  remote:
+    runs-on: { ssh: vm }
+    env: { GREETING: 'it''s $(not run)' }
+    run: |
+      echo "on the vm: $GREETING"
+      echo "shell=$SSH_CONNECTION" >> "$BATON_OUTPUT"
+      echo "greeting=$GREETING" >> "$BATON_OUTPUT"
+`);
+        const run = await h.waitForRun(id, ended);
+        assert.equal(run.state.status, "success", JSON.stringify(run.state.steps));
+        const outputs = run.state.steps.remote?.outputs ?? {};
+        assert.match(outputs.shell ?? "", new RegExp(` ${sshd.port}$`), "ran in an SSH session");
+        assert.equal(outputs.greeting, "it's $(not run)");
+        assert.match(await h.logs(id), /on the vm: it's/);
+        runner.kill("SIGTERM");
+        assert.equal((await runner.exited).code, 0);
+      } finally {
+        await sshd.stop();
+      }
     });
 
     test("a runner step's compensation runs on a runner too", async () => {
