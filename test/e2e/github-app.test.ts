@@ -191,7 +191,7 @@ for (const backend of BACKENDS) {
       fake.assertNoUnexpectedRequests();
     });
 
-    test("a step with runs-on runs on a self-hosted runner a repository admin registered", async () => {
+    test("a step with runs-on runs on a self-hosted runner a repository admin registered, in a checkout of the run's commit", async () => {
       const { fake, app } = world;
       fake.setRole(REPO, "admin", "admin");
       fake.setRole(REPO, "ada", "write");
@@ -201,8 +201,11 @@ for (const backend of BACKENDS) {
 steps:
   build:
     runs-on: [e2e]
-    run: echo "where=$(basename "$PWD")" >> "$BATON_OUTPUT"
-    outputs: [where]
+    checkout: true
+    run: |
+      echo "readme=$(cat README.md)" >> "$BATON_OUTPUT"
+      echo "head=$(git rev-parse HEAD)" >> "$BATON_OUTPUT"
+    outputs: [readme, head]
 `,
         },
       });
@@ -243,7 +246,8 @@ steps:
           `SELECT s.outputs FROM steps AS s JOIN runs AS r ON r.id = s.run_id
             WHERE r.flow = 'remote' AND s.step = 'build'`,
         );
-        assert.ok(steps.rows[0]?.outputs.where, "the runner reported the step's outputs");
+        // Cloned from GitHub (git over HTTP, with a token minted for the step) at the commit.
+        assert.deepEqual(steps.rows[0]?.outputs, { readme: "widgets", head: pushed.sha });
         fake.assertNoUnexpectedRequests();
       } finally {
         runner.kill("SIGTERM");

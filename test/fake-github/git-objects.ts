@@ -37,6 +37,20 @@ function hashObject(type: string, body: Buffer): string {
 
 export class GitObjects {
   readonly #objects = new Map<string, GitObject>();
+  /** Each object's body as git stores it (after the "<type> <size>\0" header). */
+  readonly #bodies = new Map<string, Buffer>();
+
+  /** Every object, for serving them over git's own protocol (git-http.ts). */
+  all(): GitObject[] {
+    return [...this.#objects.values()];
+  }
+
+  /** An object's body as git stores it. */
+  raw(sha: string): Buffer {
+    const body = this.#bodies.get(sha);
+    if (!body) throw new Error(`no git object ${sha}`);
+    return body;
+  }
 
   get(sha: string): GitObject | undefined {
     return this.#objects.get(sha);
@@ -46,6 +60,7 @@ export class GitObjects {
     const bytes = typeof content === "string" ? Buffer.from(content) : content;
     const blob: Blob = { type: "blob", sha: hashObject("blob", bytes), content: bytes };
     this.#objects.set(blob.sha, blob);
+    this.#bodies.set(blob.sha, bytes);
     return blob;
   }
 
@@ -86,6 +101,7 @@ export class GitObjects {
     );
     const tree: Tree = { type: "tree", sha: hashObject("tree", body), entries };
     this.#objects.set(tree.sha, tree);
+    this.#bodies.set(tree.sha, body);
     return tree;
   }
 
@@ -108,6 +124,7 @@ export class GitObjects {
       message,
     };
     this.#objects.set(commit.sha, commit);
+    this.#bodies.set(commit.sha, body);
     return commit;
   }
 

@@ -31,8 +31,12 @@ import {
   type KeyObject,
   randomUUID,
 } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
+import { GIT_HTTP_PATH, serveGitHttp } from "./git-http.js";
 import { GitObjects, type Commit } from "./git-objects.js";
 import { checkRequest, findOperation, type MatchedOperation } from "./openapi.js";
 import {
@@ -341,6 +345,8 @@ export class FakeGitHub {
   readonly #userIds = new Map<string, number>();
   readonly #writesPerMinute: number;
   #nextId = 1000;
+  /** Bare repositories served over git's HTTP protocol, made on first use (git-http.ts). */
+  #gitRoot: string | undefined;
   #url = "";
 
   private constructor(options: FakeGitHubOptions) {
@@ -374,10 +380,73 @@ export class FakeGitHub {
     return this.#url;
   }
 
-  stop(): Promise<void> {
-    return new Promise((resolve, reject) => {
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
       this.#server.close((error) => (error ? reject(error) : resolve()));
       this.#server.closeAllConnections();
+    });
+    if (this.#gitRoot) await rm(this.#gitRoot, { recursive: true, force: true });
+  }
+
+  /**
+   * `git fetch` of a repository, with an installation token that can read it as basic auth
+   * (`x-access-token:<token>`), as GitHub answers it; anything else is refused (401, 404)
+   * and recorded as unexpected.
+   */
+  async #serveGit(
+    request: IncomingMessage,
+    response: ServerResponse,
+    body: Buffer,
+    url: URL,
+    match: RegExpExecArray,
+  ): Promise<void> {
+    const method = request.method ?? "GET";
+    const refuse = (status: number, reason: string) => {
+      this.#unexpected(method, url.pathname + url.search, status, reason);
+      response
+        .writeHead(status, status === 401 ? { "www-authenticate": 'Basic realm="GitHub"' } : {})
+        .end(reason);
+    };
+    const repo = this.#repositories.get(`${match[1]}/${match[2]}`.toLowerCase());
+    if (!repo) return refuse(404, "Repository not found.");
+    const basic = /^basic\s+(\S+)$/i.exec(request.headers.authorization ?? "")?.[1];
+    const [user, token = ""] = Buffer.from(basic ?? "", "base64")
+      .toString("utf8")
+      .split(":");
+    const grant = this.#tokens.get(token);
+    if (
+      basic === undefined ||
+      user !== "x-access-token" ||
+      !grant ||
+      grant.expiresAt <= this.#now()
+    )
+      return refuse(401, "Invalid username or token.");
+    if (
+      grant.installationId !== repo.installationId ||
+      (grant.repositoryIds !== undefined && !grant.repositoryIds.includes(repo.id))
+    )
+      return refuse(404, "Repository not found.");
+    this.requests.push({
+      method,
+      path: url.pathname,
+      operationId: undefined,
+      status: 200,
+      body: undefined,
+    });
+    this.#gitRoot ??= await mkdtemp(join(tmpdir(), "fake-github-git-"));
+    await serveGitHttp({
+      request,
+      response,
+      body,
+      url,
+      servicePath: match[3] ?? "",
+      repository: {
+        fullName: `${repo.owner}/${repo.name}`,
+        refs: repo.refs,
+        defaultBranch: repo.defaultBranch,
+      },
+      objects: this.git,
+      root: this.#gitRoot,
     });
   }
 
@@ -1156,6 +1225,8 @@ export class FakeGitHub {
     const url = new URL(request.url ?? "/", "http://fake");
     const pathname = url.pathname.replace(/^\/api\/v3(?=\/)/, "");
     const raw = await readAll(request);
+    const gitPath = GIT_HTTP_PATH.exec(pathname);
+    if (gitPath) return this.#serveGit(request, response, raw, url, gitPath);
     const fail = (
       status: number,
       reason: string,

@@ -1403,3 +1403,80 @@ describe("the fake GitHub's scenario drivers", () => {
     }
   });
 });
+
+describe("the fake GitHub over git's HTTP protocol", () => {
+  test("a fetch needs an installation token that can read the repository, and gets the exact commit", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    // Asynchronously: the fake answers git from this very process.
+    const git = async (args: string[]) =>
+      (
+        await promisify(execFile)("git", args, {
+          env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
+        })
+      ).stdout;
+    const fake = await FakeGitHub.start();
+    const dir = await mkdtemp(join(tmpdir(), "fake-git-"));
+    try {
+      fake.addInstallation({ id: 1, account: "acme" });
+      fake.addInstallation({ id: 2, account: "other" });
+      fake.addRepository({
+        owner: "acme",
+        name: "app",
+        installationId: 1,
+        files: { "a.txt": "one\n" },
+      });
+      const first = fake.head("acme/app");
+      fake.commit("acme/app", { files: { "a.txt": "two\n" } });
+      const app = new ProbotOctokit({
+        auth: { appId: fake.appId, privateKey: fake.privateKey },
+        baseUrl: fake.url,
+      });
+      const tokenOf = async (installation: number) =>
+        (
+          await app.request("POST /app/installations/{installation_id}/access_tokens", {
+            installation_id: installation,
+          })
+        ).data.token;
+      const fetch = async (token: string | undefined, into: string) => {
+        await git(["init", "-q", into]);
+        const auth = token
+          ? [
+              "-c",
+              `http.extraheader=AUTHORIZATION: basic ${Buffer.from(`x-access-token:${token}`).toString("base64")}`,
+            ]
+          : [];
+        await git([
+          "-C",
+          into,
+          ...auth,
+          "fetch",
+          "-q",
+          "--depth",
+          "1",
+          `${fake.url}/acme/app.git`,
+          first,
+        ]);
+        return git(["-C", into, "show", "FETCH_HEAD:a.txt"]);
+      };
+      assert.equal(
+        await fetch(await tokenOf(1), join(dir, "ok")),
+        "one\n",
+        "the older commit, by SHA",
+      );
+      await assert.rejects(fetch(undefined, join(dir, "anonymous")));
+      await assert.rejects(fetch(await tokenOf(2), join(dir, "foreign")));
+      assert.deepEqual(
+        fake.unexpected.map((u) => u.status),
+        [401, 404],
+        "refusals are recorded",
+      );
+    } finally {
+      await fake.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
