@@ -5,6 +5,11 @@
  * recorded, so that `assertNoUnexpectedRequests()` fails the test that caused it.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, afterEach, before, describe, test } from "node:test";
@@ -1406,11 +1411,6 @@ describe("the fake GitHub's scenario drivers", () => {
 
 describe("the fake GitHub over git's HTTP protocol", () => {
   test("a fetch needs an installation token that can read the repository, and gets the exact commit", async () => {
-    const { execFile } = await import("node:child_process");
-    const { promisify } = await import("node:util");
-    const { mkdtemp, rm } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
     // Asynchronously: the fake answers git from this very process.
     const git = async (args: string[]) =>
       (
