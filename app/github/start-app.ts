@@ -67,6 +67,10 @@ export async function startApp(options: StartAppOptions): Promise<RunningApp> {
     ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),
   };
   const parts = options.parts(app);
+  // A part given twice would handle every event twice (two runs for one trigger).
+  const names = parts.map((part) => part.name);
+  const twice = names.filter((name, i) => names.indexOf(name) !== i);
+  if (twice.length > 0) throw new Error(`The app's parts are given twice: ${twice.join(", ")}`);
   const tasks: Record<string, TaskHandler> = { [GITHUB_REQUEST]: githubRequestTask(app) };
   for (const part of parts) Object.assign(tasks, part.tasks);
 

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { parseFlow } from "../../flows-schema/parse-flow.js";
-import { approvalsPart } from "../../app/github/approvals/index.js";
 import { getDelivery } from "../../app/github/deliveries-sql.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
 import { defaultParts } from "../../app/github/parts.js";
@@ -82,10 +81,11 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
     store,
     github,
     webhookSecret: SECRET,
-    parts: (app) => [
-      ...defaultParts(app, { checkRuns: { writeIntervalMs: 5 } }),
-      approvalsPart(app, { deploymentGatePollMs: 20 }),
-    ],
+    parts: (app) =>
+      defaultParts(app, {
+        checkRuns: { writeIntervalMs: 5 },
+        approvals: { deploymentGatePollMs: 20 },
+      }),
     log: testLog,
     port: 0,
     host: "127.0.0.1",
