@@ -5,6 +5,7 @@
 import pg from "pg";
 import type { Database, NotifyChannel, QueryResult, Transaction } from "./database.js";
 import { CHANNELS, runWatchLockKey } from "./database.js";
+import { Mutex } from "./mutex.js";
 
 /** int8 (bigint) as a JS number: our counters and sequences stay far below 2^53. */
 const parseInt8 = (value: string): number => Number(value);
@@ -116,6 +117,8 @@ class Listener {
   #retry: NodeJS.Timeout | undefined;
   /** Runs watched (see Database.watchRun), with how many watchers each. */
   #watched = new Map<string, number>();
+  /** A pg client takes one query at a time: LISTENs and watches asked at once take turns. */
+  readonly #turns = new Mutex();
 
   constructor(
     private readonly connectionString: string,
@@ -135,13 +138,14 @@ class Listener {
     handlers.add(onNotify);
     const client = await this.#connect();
     // Channel names are our constants (CHANNELS), never user input: LISTEN takes no parameters.
-    if (first) await client.query(`LISTEN ${channel}`);
+    if (first) await this.#turns.run(() => client.query(`LISTEN ${channel}`));
     return async () => {
       handlers.delete(onNotify);
       if (handlers.size === 0 && this.#handlers.get(channel) === handlers) {
         this.#handlers.delete(channel);
-        if (this.#client && !this.#closed)
-          await this.#client.query(`UNLISTEN ${channel}`).catch(() => undefined);
+        const current = this.#client;
+        if (current && !this.#closed)
+          await this.#turns.run(() => current.query(`UNLISTEN ${channel}`)).catch(() => undefined);
       }
     };
   }
@@ -153,9 +157,11 @@ class Listener {
     if (count > 0) return;
     try {
       const client = await this.#connect();
-      await client.query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))", [
-        runWatchLockKey(runId),
-      ]);
+      await this.#turns.run(() =>
+        client.query("SELECT pg_advisory_lock_shared(hashtextextended($1, 0))", [
+          runWatchLockKey(runId),
+        ]),
+      );
     } catch (error: unknown) {
       this.#watched.delete(runId);
       throw error;
@@ -169,11 +175,14 @@ class Listener {
       return;
     }
     this.#watched.delete(runId);
-    if (this.#client && !this.#closed)
-      await this.#client
-        .query("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", [
-          runWatchLockKey(runId),
-        ])
+    const current = this.#client;
+    if (current && !this.#closed)
+      await this.#turns
+        .run(() =>
+          current.query("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", [
+            runWatchLockKey(runId),
+          ]),
+        )
         .catch(() => undefined);
   }
 
