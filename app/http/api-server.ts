@@ -25,7 +25,7 @@
  *   POST /api/flows/{owner}/{repo}/{flow}/webhook-secret   { rotate }   repository admins
  * `{ref}` is a run id, a unique prefix, `flow#n` or `owner/repo/flow#n`, URL-encoded.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import type { Json, RunStatus } from "../engine/types.js";
 import type { GitHubClient } from "../github/github-client.js";
@@ -42,6 +42,7 @@ import type { ApproverFactsLookup } from "./github-user-client.js";
 import { GitHubUserClient } from "./github-user-client.js";
 import type { GitHubUsers } from "./github-users.js";
 import { ServiceClient } from "./service-client.js";
+import { readJsonObject, sendJson } from "./json-io.js";
 
 /** Request bodies larger than this are refused (413): runs are started with a flow file and inputs. */
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
@@ -229,32 +230,11 @@ function tokenMatches(given: string | undefined, expected: string): boolean {
 }
 
 async function readBody(request: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES)
-      throw new ApiError(`request body over ${MAX_BODY_BYTES} bytes`, 413, "too_large");
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
-  try {
-    const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
-      throw new Error("not an object");
-    return parsed as Record<string, unknown>;
-  } catch {
-    throw badRequest("the request body must be a JSON object");
-  }
-}
-
-function send(response: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  });
-  response.end(text);
+  const body = await readJsonObject(request, MAX_BODY_BYTES);
+  if (body.ok) return body.value;
+  if (body.problem === "too-large")
+    throw new ApiError(`request body over ${MAX_BODY_BYTES} bytes`, 413, "too_large");
+  throw badRequest("the request body must be a JSON object");
 }
 
 function decodePathSegment(segment: string): string {
@@ -287,7 +267,7 @@ function apiRoute(
       const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(decodePathSegment);
       const body = request.method === "POST" ? await readBody(request) : {};
       const result = await route.handler({ params, query: url.searchParams, body, client });
-      send(response, result.status, result.body);
+      sendJson(response, result.status, result.body);
     } catch (error: unknown) {
       const { status, code } = errorStatus(error);
       let message = error instanceof Error ? error.message : String(error);
@@ -295,7 +275,7 @@ function apiRoute(
         log.error("API request failed", { method: request.method, path: url.pathname, error });
       if (code === "internal" && !exposeInternalErrors)
         message = "Baton failed to answer (an internal error); the app's log has the details.";
-      send(response, status, { error: { code, message, ...errorExtra(error) } });
+      sendJson(response, status, { error: { code, message, ...errorExtra(error) } });
     }
     return true;
   };
@@ -386,14 +366,14 @@ export function serveApiRoute(route: HttpRoute, log: Logger = silentLogger): Ser
     route(request, response, url)
       .then((answered) => {
         if (!answered)
-          send(response, 404, {
+          sendJson(response, 404, {
             error: { code: "not_found", message: `no route ${request.method} ${url.pathname}` },
           });
       })
       .catch((error: unknown) => {
         log.error("API request failed", { method: request.method, path: url.pathname, error });
         if (!response.headersSent)
-          send(response, 500, { error: { code: "internal", message: "internal error" } });
+          sendJson(response, 500, { error: { code: "internal", message: "internal error" } });
       });
   });
 }

@@ -16,10 +16,11 @@
  *   GET    /api/runners[?repository=|organization=]                      → {runners}
  *   DELETE /api/runners/{id}                                              → {revoked}
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import type { HttpRoute } from "../github/github-app.js";
 import { errorStatus } from "../http/error-status.js";
+import { readJsonObject, sendJson } from "../http/json-io.js";
 import type { Json } from "../engine/types.js";
 import type { StepOutcome } from "../runner/executor.js";
 import { FlowCache } from "../runtime/flow-cache.js";
@@ -413,19 +414,19 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
     if (!handler) return false;
     try {
       const { status, body } = await handler(request, url);
-      send(response, status, body);
+      sendJson(response, status, body);
     } catch (error: unknown) {
       // The runner went away mid-request (it stopped, or its long poll was aborted).
       if (request.socket.destroyed) return true;
       if (error instanceof HttpError) {
-        send(response, error.status, { error: { code: error.code, message: error.message } });
+        sendJson(response, error.status, { error: { code: error.code, message: error.message } });
       } else {
         // The API's errors (AuthenticationError …), or a refusal with a 4xx `status`.
         const known = errorStatus(error);
         const given = (error as { status?: unknown }).status;
         const status = known.status < 500 ? known.status : given;
         if (typeof status === "number" && status >= 400 && status < 500) {
-          send(response, status, {
+          sendJson(response, status, {
             error: {
               code: known.status < 500 ? known.code : "refused",
               message: error instanceof Error ? error.message : String(error),
@@ -433,7 +434,7 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
           });
         } else {
           log.error("runner protocol request failed", { path: url.pathname, error });
-          send(response, 500, {
+          sendJson(response, 500, {
             error: { code: "internal", message: "internal error; see the app's log" },
           });
         }
@@ -566,35 +567,11 @@ export function localRunnerAdmin(token: string, actor: string): RunnerAdminAuth 
 }
 
 async function readJson(request: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES)
-      throw new HttpError(
-        413,
-        "too_large",
-        `request bodies are limited to ${MAX_BODY_BYTES} bytes`,
-      );
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
-  try {
-    const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error();
-    return parsed as Record<string, unknown>;
-  } catch {
-    throw new HttpError(400, "bad_request", "the body must be a JSON object");
-  }
-}
-
-function send(response: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  });
-  response.end(text);
+  const body = await readJsonObject(request, MAX_BODY_BYTES);
+  if (body.ok) return body.value;
+  if (body.problem === "too-large")
+    throw new HttpError(413, "too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  throw new HttpError(400, "bad_request", "the body must be a JSON object");
 }
 
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);

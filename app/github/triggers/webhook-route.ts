@@ -36,6 +36,7 @@ import {
   webhookSecretGeneration,
 } from "./triggers-sql.js";
 import { deriveWebhookSecret, signWebhookBody, webhookSecretKey } from "./webhook-secrets.js";
+import { sendJson } from "../../http/json-io.js";
 
 export const WEBHOOK_SIGNATURE_HEADER = "x-baton-signature-256";
 
@@ -129,7 +130,7 @@ export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions
         flow,
         run: `${run.flow}#${run.number}`,
       });
-      send(response, 202, {
+      sendJson(response, 202, {
         runId: run.runId,
         number: run.number,
         flow: run.flow,
@@ -245,37 +246,27 @@ async function answerError(
         remoteAddress: where.remoteAddress,
       });
     }
-    return send(response, error.status, { error: error.code, message: error.message });
+    return sendJson(response, error.status, { error: error.code, message: error.message });
   }
   if (error instanceof InvalidInputsError) {
-    return send(response, 422, {
+    return sendJson(response, 422, {
       error: "invalid_inputs",
       message: `The inputs do not fit flow ${error.flow}. Pass them as "inputs": { "name": value } in the body.`,
       errors: error.errors,
     });
   }
   if (error instanceof ConcurrencyGroupError) {
-    return send(response, 422, { error: "concurrency_group", message: error.message });
+    return sendJson(response, 422, { error: "concurrency_group", message: error.message });
   }
   if (error instanceof ConcurrencyRejectedError) {
-    return send(response, 409, { error: "concurrency_rejected", message: error.message });
+    return sendJson(response, 409, { error: "concurrency_rejected", message: error.message });
   }
   app.log.error("a webhook trigger failed", {
     repository: where.repository,
     flow: where.flow,
     error: errorMessage(error),
   });
-  send(response, 500, { error: "internal", message: "Starting the run failed; try again." });
-}
-
-function send(response: ServerResponse, status: number, body: unknown): void {
-  if (response.headersSent) return;
-  const text = JSON.stringify(body);
-  response.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  });
-  response.end(text);
+  sendJson(response, 500, { error: "internal", message: "Starting the run failed; try again." });
 }
 
 function safeDecode(part: string): string {
