@@ -21,6 +21,7 @@ import type { Database } from "../../app/store/database.js";
 import { saveFlowVersion } from "../../app/store/flow-versions.js";
 import type { SentWebhook } from "../fake-github/webhooks.js";
 import { FakeGitHub } from "../fake-github/server.js";
+import { eventually } from "./check-runs-harness.js";
 
 /** Set APPROVALS_TEST_LOG=1 to see the app's log. */
 const testLog = process.env.APPROVALS_TEST_LOG ? stderrLogger : silentLogger;
@@ -176,19 +177,8 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
   return harness;
 }
 
-/** Wait (at most 20 s: a hang guard) until `check` returns something. */
-export async function eventually<T>(
-  what: string,
-  check: () => T | undefined | Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 15));
-  }
-}
+// The check-run tests' hang-guarded wait, for the approvals tests too.
+export { eventually };
 
 export function stepOf(details: RunDetails, step: string) {
   const state = details.state?.steps[step];
