@@ -2,8 +2,8 @@
  * The parts of the GitHub side, in the order their webhook handlers run: a push first
  * makes the new flows live, then starts the runs it triggers; check runs show the runs;
  * approvals come after both (a deployment gate reads the run the triggers part started in
- * the same delivery); runners take steps with `runs-on`; the run API serves people and
- * the CLI.
+ * the same delivery); runners take steps with `runs-on`; workflows dispatch `workflow`
+ * steps to Actions and follow their runs; the run API serves people and the CLI.
  */
 import { apiPart } from "../http/api-part.js";
 import type { RunnersPartOptions } from "../runners/runners-part.js";
@@ -17,6 +17,8 @@ import { flowsPart } from "./flows/flows-part.js";
 import type { GitHubApp, GitHubAppPart } from "./github-app.js";
 import type { TriggersOptions } from "./triggers/index.js";
 import { triggersPart } from "./triggers/index.js";
+import type { WorkflowsOptions } from "./workflows/index.js";
+import { workflowsPart } from "./workflows/index.js";
 
 export interface PartsOptions {
   flows?: FlowsPartOptions;
@@ -24,6 +26,7 @@ export interface PartsOptions {
   checkRuns?: CheckRunsOptions;
   approvals?: ApprovalsOptions;
   runners?: RunnersPartOptions;
+  workflows?: WorkflowsOptions;
 }
 
 export function defaultParts(app: GitHubApp, options: PartsOptions = {}): GitHubAppPart[] {
@@ -34,6 +37,8 @@ export function defaultParts(app: GitHubApp, options: PartsOptions = {}): GitHub
     approvalsPart(app, options.approvals),
     // Steps with `runs-on` (and agent steps) go to self-hosted runners; the protocol's routes.
     runnersPart(app, options.runners),
+    // `workflow` steps on Actions; its step-token routes go before the run API's.
+    workflowsPart(app, options.workflows),
     apiPart(app),
   ];
 }

@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { startRuntime, type Runtime, type TaskHandler } from "../runtime/runtime.js";
+import { layerHandlers, startRuntime, type Runtime, type TaskHandler } from "../runtime/runtime.js";
 import type { Executors } from "../runtime/task-context.js";
 import { BatonService } from "../runtime/service.js";
 import type { Logger } from "../runtime/log.js";
@@ -71,8 +71,11 @@ export async function startApp(options: StartAppOptions): Promise<RunningApp> {
   const names = parts.map((part) => part.name);
   const twice = names.filter((name, i) => names.indexOf(name) !== i);
   if (twice.length > 0) throw new Error(`The app's parts are given twice: ${twice.join(", ")}`);
-  const tasks: Record<string, TaskHandler> = { [GITHUB_REQUEST]: githubRequestTask(app) };
-  for (const part of parts) Object.assign(tasks, part.tasks);
+  // A later part's handler of a task kind goes in front of an earlier one's (its `next`).
+  const tasks = parts.reduce<Record<string, TaskHandler>>(
+    (layered, part) => layerHandlers(layered, part.tasks ?? {}),
+    { [GITHUB_REQUEST]: githubRequestTask(app) },
+  );
 
   const runtime = startRuntime({
     store: options.store,

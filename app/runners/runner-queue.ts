@@ -13,7 +13,6 @@
 import type { Compensate, ExecuteStep, Json, NewRunEvent } from "../engine/types.js";
 import type { StepOutcome } from "../runner/executor.js";
 import { advanceRun } from "../runtime/advance-run.js";
-import { compensateTask, executeTask } from "../runtime/execute-step.js";
 import type { FlowCache } from "../runtime/flow-cache.js";
 import type { TaskHandler } from "../runtime/runtime.js";
 import type { TaskContext } from "../runtime/task-context.js";
@@ -74,10 +73,10 @@ export function runnerLabelsFor(
  */
 export function runnerTaskHandlers(options: RunnerQueueOptions = {}): Record<string, TaskHandler> {
   return {
-    execute: async (ctx, task) => {
+    execute: async (ctx, task, next) => {
       const effect = task.payload as unknown as ExecuteStep;
       const labels = runnerLabelsFor(effect.kind, effect.spec, options);
-      if (!labels) return executeTask(ctx, task);
+      if (!labels) return next();
       const runId = task.runId ?? "";
       const step = await getStep(ctx.db, runId, effect.step);
       const current =
@@ -91,10 +90,10 @@ export function runnerTaskHandlers(options: RunnerQueueOptions = {}): Record<str
         payload: effect as unknown as Json,
       });
     },
-    compensate: async (ctx, task) => {
+    compensate: async (ctx, task, next) => {
       const effect = task.payload as unknown as Compensate;
       const labels = runnerLabelsFor(effect.kind, effect.spec, options);
-      if (!labels) return compensateTask(ctx, task);
+      if (!labels) return next();
       const run = await getRunById(ctx.db, task.runId ?? "");
       const current = run?.state?.steps[effect.step]?.compensation === "running";
       await queueJob(ctx, task, current, {

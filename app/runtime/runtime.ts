@@ -57,14 +57,38 @@ export interface RuntimeOptions {
   /** The clock. (Default: Date.now) */
   now?: () => number;
   /**
-   * Replace the handler of a task kind, e.g. `request-approval` in the GitHub app (which
-   * renders check-run buttons). A handler must delete its task with `finishTask`.
-   * (Default: the local handlers)
+   * Handlers put in front of the runtime's own, by task kind, e.g. `request-approval` in
+   * the GitHub app (which renders check-run buttons). A handler must delete its task with
+   * `finishTask`, or pass the task on with `next`. (Default: the local handlers)
    */
   handlers?: Partial<Record<TaskKind, TaskHandler>> & Record<string, TaskHandler>;
 }
 
-export type TaskHandler = (ctx: TaskContext, task: Task) => Promise<void>;
+/**
+ * Handles one claimed task. `next` is the handler this one was put in front of (the
+ * runtime's own, or another part's): a handler that takes only some tasks of its kind
+ * (e.g. `execute` for `workflow` steps) passes the others on.
+ */
+export type TaskHandler = (
+  ctx: TaskContext,
+  task: Task,
+  next: () => Promise<void>,
+) => Promise<void>;
+
+/** `over`'s handlers in front of `under`'s: each one's `next` is the one it covers. */
+export function layerHandlers(
+  under: Readonly<Record<string, TaskHandler>>,
+  over: Readonly<Record<string, TaskHandler>>,
+): Record<string, TaskHandler> {
+  const layered: Record<string, TaskHandler> = { ...under };
+  for (const [kind, handler] of Object.entries(over)) {
+    const below = under[kind];
+    layered[kind] = below
+      ? (ctx, task, next) => handler(ctx, task, () => below(ctx, task, next))
+      : handler;
+  }
+  return layered;
+}
 
 export interface Runtime {
   readonly workerId: string;
@@ -115,7 +139,10 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     events: new EventCache(),
     maxIdleMs,
   };
-  const handlers: Record<string, TaskHandler | undefined> = { ...HANDLERS, ...options.handlers };
+  const handlers: Record<string, TaskHandler | undefined> = layerHandlers(
+    HANDLERS,
+    options.handlers ?? {},
+  );
   const inFlight = new Map<number, Promise<void>>();
   /** Tasks in flight whose slot is already counted in `reserved` (they are finishing). */
   const finishing = new Set<number>();
@@ -192,7 +219,9 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     const handler = handlers[task.kind];
     try {
       if (!handler) throw new Error(`unknown task kind "${task.kind}" (written by a newer Baton?)`);
-      await handler(ctx, task);
+      await handler(ctx, task, () =>
+        Promise.reject(new Error(`no handler took the task of kind "${task.kind}"`)),
+      );
     } catch (error: unknown) {
       if (error instanceof ShutdownError) return; // released by stop()
       if (error instanceof LeaseLostError || error instanceof LeaseTakenOverError) {

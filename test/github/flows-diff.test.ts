@@ -252,10 +252,23 @@ describe("the baton / flows check", () => {
 
 describe(".github/baton.yml", () => {
   test("defaults, a valid setting, and errors at their place", () => {
-    assert.deepEqual(parseRepositorySettings("").settings, { drafts: { forks: false } });
+    assert.deepEqual(parseRepositorySettings("").settings, {
+      drafts: { forks: false },
+      workflows: { callers: [] },
+    });
     assert.deepEqual(parseRepositorySettings("drafts: { forks: true }\n").settings, {
       drafts: { forks: true },
+      workflows: { callers: [] },
     });
+    assert.deepEqual(
+      parseRepositorySettings("workflows: { callers: [acme/app, acme/*] }\n").settings?.workflows,
+      { callers: ["acme/app", "acme/*"] },
+    );
+    const badCaller = parseRepositorySettings("workflows:\n  callers: [acme]\n");
+    assert.deepEqual(
+      badCaller.diagnostics.map((d) => [d.line, d.message]),
+      [[2, "workflows.callers.0: owner/repo or owner/*"]],
+    );
     const wrongType = parseRepositorySettings("drafts:\n  forks: yes please\n");
     assert.equal(wrongType.settings, undefined);
     assert.deepEqual(

@@ -6,6 +6,8 @@
  * ```yaml
  * drafts:
  *   forks: false   # may draft flows of pull requests from forks run? (Default: false)
+ * workflows:
+ *   callers: [acme/app, acme/*]   # whose flows may dispatch this repository's workflows (Default: none)
  * ```
  */
 import { isMap, isNode, parseDocument } from "yaml";
@@ -33,12 +35,29 @@ export const repositorySettings = z
           ),
       })
       .default({ forks: false }),
+    workflows: z
+      .strictObject({
+        callers: z
+          .array(
+            z.string().regex(/^[A-Za-z0-9_.-]+\/(?:[A-Za-z0-9_.-]+|\*)$/, "owner/repo or owner/*"),
+          )
+          .default([])
+          .describe(
+            "Repositories (owner/repo, or owner/* for all of an owner's) whose flows may dispatch " +
+              "this repository's workflows as steps. A flow always may dispatch its own repository's. " +
+              "(Default: none)",
+          ),
+      })
+      .default({ callers: [] }),
   })
   .describe("Baton's settings for one repository.");
 
 export type RepositorySettings = z.output<typeof repositorySettings>;
 
-export const DEFAULT_SETTINGS: RepositorySettings = { drafts: { forks: false } };
+export const DEFAULT_SETTINGS: RepositorySettings = {
+  drafts: { forks: false },
+  workflows: { callers: [] },
+};
 
 export interface ParsedSettings {
   /** Present when the file is valid (or empty). */
@@ -109,7 +128,7 @@ export function parseRepositorySettings(source: string, file = SETTINGS_PATH): P
       const where = path.length > 0 ? `${path.join(".")}: ` : "";
       const message =
         unknownKeys.length > 0
-          ? `${where}unknown key${unknownKeys.length > 1 ? "s" : ""} ${unknownKeys.map((k) => `\`${k}\``).join(", ")}; the settings are \`drafts.forks\``
+          ? `${where}unknown key${unknownKeys.length > 1 ? "s" : ""} ${unknownKeys.map((k) => `\`${k}\``).join(", ")}; the settings are \`drafts.forks\` and \`workflows.callers\``
           : `${where}${issue.message}`;
       return at(range[0], range[1], message, target);
     }),

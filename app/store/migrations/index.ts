@@ -7,6 +7,7 @@ import m000006 from "./000006.js";
 import m000007 from "./000007.js";
 import m000008 from "./000008.js";
 import m000009 from "./000009.js";
+import m000010 from "./000010.js";
 
 /** Every migration, in order. Append only: the id is the file's number. */
 export const MIGRATIONS: readonly { id: number; sql: string }[] = [
@@ -19,4 +20,5 @@ export const MIGRATIONS: readonly { id: number; sql: string }[] = [
   { id: 7, sql: m000007 },
   { id: 8, sql: m000008 },
   { id: 9, sql: m000009 },
+  { id: 10, sql: m000010 },
 ];

@@ -1,0 +1,358 @@
+/**
+ * The `execute` task of a `workflow` step: dispatch the Actions workflow and end the task.
+ * The attempt then waits, holding no runtime slot, until the workflow run's events finish
+ * it (workflow-events.ts), its timeout cancels it, or its run is cancelled.
+ *
+ * Dispatching (DESIGN.md rule 7): on the workflow repository's default branch or the
+ * step's `ref:` (a branch or tag of the live flow), never on a pull request's branch; the
+ * SHA under test travels as data (`with: { sha: "${{ run.sha }}" }`).
+ *
+ * A crash between GitHub's answer and the commit of the dispatch dispatches again when the
+ * task is retried; the second run reports with the same attempt's token, and only one
+ * report of outputs is accepted.
+ */
+import type { ExecuteStep, Json } from "../../engine/types.js";
+import { advanceRun } from "../../runtime/advance-run.js";
+import type { TaskContext } from "../../runtime/task-context.js";
+import { finishTask } from "../../runtime/task-context.js";
+import type { Task } from "../../store/model.js";
+import { appendLogs } from "../../store/step-logs.js";
+import { getRunById } from "../../store/runs.js";
+import { getStep } from "../../store/steps.js";
+import type { GitHubApp } from "../github-app.js";
+import type { Octokit } from "../github-client.js";
+import { getRepository } from "../flows/live-flows-sql.js";
+import { signStepToken, stepTokenKey } from "./step-token.js";
+import type { WorkflowTarget } from "./workflow-file.js";
+import {
+  BATON_INPUT,
+  readWorkflowFile,
+  WorkflowStepError,
+  workflowTarget,
+} from "./workflow-file.js";
+import { insertDispatch } from "./workflows-sql.js";
+
+/** GitHub's limit on a dispatch's inputs. */
+const MAX_DISPATCH_INPUTS = 25;
+/** How long a step token outlives its attempt's deadline (a report racing the timeout). */
+const TOKEN_GRACE_SECONDS = 10 * 60;
+/** Step tokens of attempts without a deadline (none today: the engine gives every one). */
+const TOKEN_DEFAULT_SECONDS = 24 * 60 * 60;
+
+export interface DispatchOptions {
+  /** The key step tokens derive from. (Default: BATON_SECRET_KEY, else the stored key) */
+  secretKey?: string;
+}
+
+export function dispatchWorkflowHandler(app: GitHubApp, options: DispatchOptions = {}) {
+  return async (ctx: TaskContext, task: Task, next: () => Promise<void>): Promise<void> => {
+    const effect = task.payload as unknown as ExecuteStep;
+    if (effect.kind !== "workflow") return next();
+    const runId = task.runId ?? "";
+    const step = await getStep(ctx.db, runId, effect.step);
+    const current =
+      task.stepCurrent ?? (step?.status === "running" && step.attempt === effect.attempt);
+    const run = current ? await getRunById(ctx.db, runId) : undefined;
+    if (!run) {
+      // Cancelled, timed out or already reported: nothing to dispatch.
+      await finishTask(ctx, task, () => Promise.resolve());
+      return;
+    }
+    let outcome: { dispatched: Dispatched } | { failed: string };
+    try {
+      if (!run.github)
+        throw new WorkflowStepError(
+          "`workflow` steps run in GitHub Actions: they need a run of a repository's flow " +
+            "(the GitHub app), not a local run",
+        );
+      outcome = {
+        dispatched: await dispatch(app, options, {
+          effect,
+          runId,
+          repository: run.repository,
+          installationId: run.github.installationId,
+        }),
+      };
+    } catch (error: unknown) {
+      // Transient failures (GitHub down, rate limits past retries) leave the task to be
+      // retried; a problem of the step itself fails the attempt.
+      const failure = stepFailure(error);
+      if (failure === undefined) throw error;
+      outcome = { failed: failure };
+    }
+    await finishTask(ctx, task, async (tx) => {
+      const now = ctx.now();
+      if ("failed" in outcome) {
+        await advanceRun(
+          tx,
+          ctx.flows,
+          runId,
+          [
+            {
+              type: "attempt.finished",
+              at: now,
+              step: effect.step,
+              attempt: effect.attempt,
+              outcome: "failure",
+              outputs: {},
+              error: outcome.failed,
+              retryable: false,
+            },
+          ],
+          now,
+        );
+        return;
+      }
+      const { dispatched } = outcome;
+      await insertDispatch(tx, {
+        key: effect.key,
+        runId,
+        step: effect.step,
+        attempt: effect.attempt,
+        installationId: dispatched.installationId,
+        repository: dispatched.target.repository,
+        workflow: dispatched.target.path,
+        ref: dispatched.ref,
+        ...(dispatched.workflowRunId !== undefined
+          ? { workflowRunId: dispatched.workflowRunId }
+          : {}),
+        ...(dispatched.htmlUrl !== undefined ? { htmlUrl: dispatched.htmlUrl } : {}),
+      });
+      await advanceRun(
+        tx,
+        ctx.flows,
+        runId,
+        [
+          {
+            type: "attempt.progress",
+            at: now,
+            step: effect.step,
+            attempt: effect.attempt,
+            detail: `dispatched ${dispatched.target.path.split("/").at(-1) ?? ""} on ${dispatched.ref}`,
+            ...(dispatched.htmlUrl !== undefined ? { url: dispatched.htmlUrl } : {}),
+          },
+        ],
+        now,
+      );
+      await appendLogs(tx, [
+        {
+          runId,
+          step: effect.step,
+          attempt: effect.attempt,
+          stream: "system",
+          chunk:
+            `dispatched ${dispatched.target.repository}/${dispatched.target.path} on ${dispatched.ref}` +
+            (dispatched.htmlUrl
+              ? `: ${dispatched.htmlUrl}\n`
+              : " (its run is found by its title)\n"),
+          at: now,
+        },
+      ]);
+    });
+  };
+}
+
+interface Dispatched {
+  target: WorkflowTarget;
+  installationId: number;
+  ref: string;
+  workflowRunId?: number;
+  htmlUrl?: string;
+}
+
+async function dispatch(
+  app: GitHubApp,
+  options: DispatchOptions,
+  attempt: { effect: ExecuteStep; runId: string; repository: string; installationId: number },
+): Promise<Dispatched> {
+  const { effect } = attempt;
+  const spec = asMap(effect.spec);
+  const target = workflowTarget(
+    typeof spec.workflow === "string" ? spec.workflow : "",
+    attempt.repository,
+  );
+  if (target.repository.toLowerCase() !== attempt.repository.toLowerCase())
+    await checkCaller(app, attempt.repository, target.repository);
+  const github = app.github.installation(attempt.installationId);
+  const [owner = "", repo = ""] = target.repository.split("/");
+  const where = `${target.repository}/${target.path}`;
+  const ref =
+    typeof spec.ref === "string" && spec.ref !== ""
+      ? spec.ref
+      : await defaultBranch(github, owner, repo, target.repository);
+  const file = readWorkflowFile(
+    await readFile(github, owner, repo, target.path, ref, where),
+    where,
+  );
+  if (!file.dispatchable)
+    throw new WorkflowStepError(
+      `${where} cannot be dispatched: add \`on: workflow_dispatch\` (with the inputs the step passes)`,
+    );
+
+  const given = asMap(spec.with);
+  const inputs: Record<string, string> = {};
+  for (const [name, value] of Object.entries(given))
+    inputs[name] = typeof value === "string" ? value : JSON.stringify(value);
+  const undeclared = Object.keys(inputs).filter((name) => !file.inputs.has(name));
+  if (undeclared.length > 0)
+    throw new WorkflowStepError(
+      `${where} does not declare the input${undeclared.length > 1 ? "s" : ""} ` +
+        `${undeclared.map((name) => `\`${name}\``).join(", ")} under on.workflow_dispatch.inputs`,
+    );
+  const missing = [...file.inputs]
+    .filter(([name, input]) => input.required && !input.hasDefault && name !== BATON_INPUT)
+    .map(([name]) => name)
+    .filter((name) => inputs[name] === undefined);
+  if (missing.length > 0)
+    throw new WorkflowStepError(
+      `${where} requires the input${missing.length > 1 ? "s" : ""} ` +
+        `${missing.map((name) => `\`${name}\``).join(", ")}: give ${missing.length > 1 ? "them" : "it"} in the step's \`with\``,
+    );
+  const carriesToken = file.inputs.has(BATON_INPUT);
+  if (carriesToken) {
+    const key = await stepTokenKey(app.store, options.secretKey);
+    const exp =
+      effect.deadline !== undefined
+        ? Math.ceil(effect.deadline / 1000) + TOKEN_GRACE_SECONDS
+        : Math.ceil(app.now() / 1000) + TOKEN_DEFAULT_SECONDS;
+    inputs[BATON_INPUT] = signStepToken(key, {
+      ...(app.publicUrl !== undefined ? { url: app.publicUrl } : {}),
+      run: attempt.runId,
+      step: effect.step,
+      attempt: effect.attempt,
+      exp,
+    });
+  }
+  if (Object.keys(inputs).length > MAX_DISPATCH_INPUTS)
+    throw new WorkflowStepError(
+      `${where} would get ${Object.keys(inputs).length} inputs; GitHub takes at most ` +
+        `${MAX_DISPATCH_INPUTS}, Baton's \`${BATON_INPUT}\` included: pass fewer in the step's \`with\``,
+    );
+
+  let response: { status: number; data: unknown };
+  try {
+    response = await github.request(
+      "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
+      {
+        owner,
+        repo,
+        workflow_id: target.path.split("/").at(-1) ?? target.path,
+        ref,
+        inputs,
+        return_run_details: true,
+      },
+    );
+  } catch (error: unknown) {
+    const status = (error as { status?: number }).status;
+    if (status === 404)
+      throw new WorkflowStepError(
+        `GitHub cannot find ${where} on ${ref}, or the app may not dispatch it ` +
+          "(is the app installed there, with Actions: write?)",
+      );
+    if (status === 422)
+      throw new WorkflowStepError(
+        `GitHub refused to dispatch ${where} on ${ref}: ${messageOf(error)}`,
+      );
+    throw error;
+  }
+  const details = asMap(response.data as Json);
+  if (response.status === 200 && typeof details.workflow_run_id === "number") {
+    return {
+      target,
+      installationId: attempt.installationId,
+      ref,
+      workflowRunId: details.workflow_run_id,
+      ...(typeof details.html_url === "string" ? { htmlUrl: details.html_url } : {}),
+    };
+  }
+  // 204: GitHub Enterprise Server gives no run details. The run is found by its title,
+  // which must carry the step token; without it Baton could only guess between runs.
+  if (!carriesToken || !file.runNameCarriesToken)
+    throw new WorkflowStepError(
+      `GitHub dispatched ${where} without saying which run it started (GitHub Enterprise ` +
+        `Server), and its runs cannot be told apart: declare the \`${BATON_INPUT}\` input and ` +
+        "set `run-name: ${{ inputs.baton }}` (with any text around it) in the workflow",
+    );
+  return { target, installationId: attempt.installationId, ref };
+}
+
+/** A flow may dispatch another repository's workflows only if that repository says so. */
+async function checkCaller(app: GitHubApp, caller: string, target: string): Promise<void> {
+  const settings = (await getRepository(app.store, target))?.settings;
+  const [owner = ""] = caller.split("/");
+  const allowed = (settings?.workflows.callers ?? []).some(
+    (pattern) =>
+      pattern.toLowerCase() === caller.toLowerCase() ||
+      pattern.toLowerCase() === `${owner.toLowerCase()}/*`,
+  );
+  if (!allowed)
+    throw new WorkflowStepError(
+      `${target} does not let ${caller}'s flows dispatch its workflows: add ` +
+        `\`workflows: { callers: [${caller}] }\` to ${target}'s .github/baton.yml on its default branch`,
+    );
+}
+
+async function defaultBranch(
+  github: Octokit,
+  owner: string,
+  repo: string,
+  repository: string,
+): Promise<string> {
+  try {
+    const { data } = await github.request("GET /repos/{owner}/{repo}", { owner, repo });
+    return data.default_branch;
+  } catch (error: unknown) {
+    if ((error as { status?: number }).status === 404)
+      throw new WorkflowStepError(`the app cannot see ${repository}: is it installed there?`);
+    throw error;
+  }
+}
+
+async function readFile(
+  github: Octokit,
+  owner: string,
+  repo: string,
+  path: string,
+  ref: string,
+  where: string,
+): Promise<string> {
+  try {
+    const { data } = await github.request("GET /repos/{owner}/{repo}/contents/{path}", {
+      owner,
+      repo,
+      path,
+      ref,
+    });
+    if (Array.isArray(data) || data.type !== "file" || !("content" in data))
+      throw new WorkflowStepError(`${where} is not a file`);
+    return Buffer.from(data.content, "base64").toString("utf8");
+  } catch (error: unknown) {
+    if ((error as { status?: number }).status === 404)
+      throw new WorkflowStepError(`there is no workflow ${where} on ${ref}`);
+    throw error;
+  }
+}
+
+/** The attempt's failure message for errors of the step itself; undefined for transient ones. */
+function stepFailure(error: unknown): string | undefined {
+  if (error instanceof WorkflowStepError) return error.message;
+  const status = (error as { status?: number }).status;
+  // Other 4xx answers (401, 403 without rate limiting) will not change on retry.
+  if (status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 403)
+    return `GitHub refused the dispatch (${status}): ${messageOf(error)}`;
+  return undefined;
+}
+
+function messageOf(error: unknown): string {
+  const response = (error as { response?: { data?: { message?: unknown } } }).response;
+  const message = response?.data?.message;
+  return typeof message === "string"
+    ? message
+    : error instanceof Error
+      ? error.message
+      : String(error);
+}
+
+function asMap(value: Json | undefined): Record<string, Json> {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? value : {};
+}
