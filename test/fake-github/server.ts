@@ -36,6 +36,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
+import {
+  FakeActions,
+  type ActionsHost,
+  type FakeActionsOptions,
+  type FakeWorkflowRun,
+  type WorkflowRunConclusion,
+} from "./actions.js";
 import { GIT_HTTP_PATH, serveGitHttp } from "./git-http.js";
 import { GitObjects, type Commit } from "./git-objects.js";
 import { checkRequest, findOperation, type MatchedOperation } from "./openapi.js";
@@ -287,6 +294,12 @@ export interface FakeGitHubOptions {
    * `retry-after`. (Default: 80 per minute, GitHub's documented limit)
    */
   secondaryRateLimit?: { perMinute?: number };
+  /**
+   * GitHub Actions' behaviour (actions.ts): `returnRunDetails: false` answers every dispatch
+   * 204 as GitHub Enterprise Server ≤ 3.20 does; `onCancel` "complete" | "ignore".
+   * (Default: github.com's, and cancels complete)
+   */
+  actions?: FakeActionsOptions;
 }
 
 interface HandlerResult {
@@ -345,6 +358,8 @@ export class FakeGitHub {
   readonly #userIds = new Map<string, number>();
   readonly #writesPerMinute: number;
   #nextId = 1000;
+  /** Workflow dispatch and runs (actions.ts). */
+  readonly #actions: FakeActions;
   /** Bare repositories served over git's HTTP protocol, made on first use (git-http.ts). */
   #gitRoot: string | undefined;
   #url = "";
@@ -355,6 +370,7 @@ export class FakeGitHub {
     this.#treeEntryLimit = options.treeEntryLimit ?? 100_000;
     this.#writesPerMinute = options.secondaryRateLimit?.perMinute ?? 80;
     this.webhook = options.webhook;
+    this.#actions = new FakeActions(this.#actionsHost(), options.actions);
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     this.privateKey = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
     this.#publicKey = createPublicKey(publicKey.export({ type: "spki", format: "pem" }));
@@ -381,6 +397,7 @@ export class FakeGitHub {
   }
 
   async stop(): Promise<void> {
+    await this.#actions.settled();
     await new Promise<void>((resolve, reject) => {
       this.#server.close((error) => (error ? reject(error) : resolve()));
       this.#server.closeAllConnections();
@@ -1006,6 +1023,94 @@ export class FakeGitHub {
 
   // --- end of approvals ----------------------------------------------------------------
 
+  // --- Actions (issue 6): workflow runs; the logic is in actions.ts ----------------------
+
+  /** Every dispatched workflow run, oldest first. */
+  get workflowRuns(): readonly FakeWorkflowRun[] {
+    return this.#actions.runs;
+  }
+
+  /** The numeric id of the workflow at `path` (`build.yml` or `.github/workflows/build.yml`). */
+  workflowId(fullName: string, path: string): number {
+    return this.#actions.workflowId(fullName, path);
+  }
+
+  /** The first dispatched run (matching `predicate`), once there is one. (Default timeout: 10 s) */
+  waitForWorkflowRun(
+    predicate?: (run: FakeWorkflowRun) => boolean,
+    timeoutMs?: number,
+  ): Promise<FakeWorkflowRun> {
+    return this.#actions.waitForRun(predicate, timeoutMs);
+  }
+
+  /** `workflow_run.requested`. */
+  async workflowRunRequested(id: number): Promise<SentWebhook> {
+    this.#requireWebhook();
+    return this.#actions.requested(id);
+  }
+
+  /** In progress: `workflow_job.queued`, `workflow_job.in_progress`, `workflow_run.in_progress`. */
+  async startWorkflowRun(id: number): Promise<SentWebhook[]> {
+    this.#requireWebhook();
+    return this.#actions.start(id);
+  }
+
+  /** The run's job waits for `environment`'s protection rules: `workflow_job.waiting`. */
+  async waitOnEnvironment(id: number, environment: string): Promise<SentWebhook> {
+    this.#requireWebhook();
+    return this.#actions.waitOnEnvironment(id, environment);
+  }
+
+  /** Completed with `conclusion`: `workflow_job.completed`, then `workflow_run.completed`. */
+  async completeWorkflowRun(id: number, conclusion: WorkflowRunConclusion): Promise<SentWebhook[]> {
+    this.#requireWebhook();
+    return this.#actions.complete(id, conclusion);
+  }
+
+  /** What actions.ts needs of the fake's repositories, payloads and delivery. */
+  #actionsHost(): ActionsHost {
+    return {
+      url: () => this.#url,
+      now: () => this.#now(),
+      nextId: () => this.#id(),
+      repository: (fullName) => {
+        const repo = this.#repositories.get(fullName.toLowerCase());
+        return (
+          repo && {
+            fullName: `${repo.owner}/${repo.name}`,
+            defaultBranch: repo.defaultBranch,
+            branches: repo.refs,
+            tags: repo.tags,
+          }
+        );
+      },
+      commit: (sha) => {
+        const commit = this.git.get(sha);
+        return commit?.type === "commit" ? commit : undefined;
+      },
+      file: (sha, path) => {
+        const commit = this.git.get(sha);
+        if (commit?.type !== "commit") return undefined;
+        const blob = this.git.files(commit.tree).get(path);
+        return blob === undefined ? undefined : this.#blobContent(blob)?.toString("utf8");
+      },
+      paths: (sha) => {
+        const commit = this.git.get(sha);
+        return commit?.type === "commit" ? [...this.git.files(commit.tree).keys()] : [];
+      },
+      repositoryPayload: (template, fullName) =>
+        this.#repositoryPayload(template, this.#repo(fullName)),
+      userJson: (login, template) => this.#userJson(login, template),
+      hasWebhook: () => this.webhook !== undefined,
+      deliver: (event, payload) => this.#deliver(event, payload, undefined),
+      paginate,
+      httpError: (status, message, unexpected) => new FakeHttpError(status, message, unexpected),
+      recordUnexpected: (method, path, reason) => this.#unexpected(method, path, 500, reason),
+    };
+  }
+
+  // --- end of actions ------------------------------------------------------------------
+
   #requireWebhook(): void {
     if (!this.webhook)
       throw new Error(
@@ -1270,7 +1375,8 @@ export class FakeGitHub {
     if (problems.length > 0)
       return fail(400, `${operation.operationId}: ${problems.join("; ")}`, true);
 
-    const handler = this.#handlers[operation.operationId];
+    const handler =
+      this.#handlers[operation.operationId] ?? this.#actions.handlers[operation.operationId];
     if (!handler)
       return fail(
         501,
