@@ -20095,7 +20095,7 @@ function describeHttpError(error2) {
     case 422:
       return `${answered}: Baton refused the request's content; fix the inputs it names.`;
     default:
-      return error2.status >= 500 || error2.status === 429 ? `${answered} after ${error2.attempts} tries: Baton is unavailable or overloaded. Re-run the job when it is back.` : `${answered}.`;
+      return error2.status >= 500 || error2.status === 429 ? `${answered}${error2.attempts > 1 ? ` after ${error2.attempts} tries` : ""}: Baton failed or is overloaded. Re-run the job when it is back; if it persists, Baton's log has the cause.` : `${answered}.`;
   }
 }
 function describeFailure(error2) {

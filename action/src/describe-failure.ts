@@ -107,7 +107,8 @@ function describeHttpError(error: BatonHttpError): string {
       return `${answered}: Baton refused the request's content; fix the inputs it names.`;
     default:
       return error.status >= 500 || error.status === 429
-        ? `${answered} after ${error.attempts} tries: Baton is unavailable or overloaded. Re-run the job when it is back.`
+        ? `${answered}${error.attempts > 1 ? ` after ${error.attempts} tries` : ""}: Baton failed or is overloaded. ` +
+            "Re-run the job when it is back; if it persists, Baton's log has the cause."
         : `${answered}.`;
   }
 }
