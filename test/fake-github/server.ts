@@ -21,7 +21,8 @@
  * rate limit (403 with `retry-after`, GitHub's behaviour, so not unexpected).
  *
  * Scenario drivers (`install`, `push`, `openPullRequest`, `pushToPullRequest`, `comment`,
- * `requestAction`, `submitReview`) change state and deliver the matching webhook.
+ * `requestAction`, `submitReview`) change state and deliver the matching webhook. GitHub
+ * Actions (workflow dispatch, runs, cancel, and their drivers) live in actions.ts.
  */
 import {
   createPublicKey,
