@@ -48,6 +48,31 @@ steps:
     outputs: [version]
 `;
 
+/**
+ * A workflow step with a wait beside it: the workflow's job signals its own run through
+ * the action (with its step token) while it runs.
+ */
+const SIGNALLED = `on: { manual: {} }
+steps:
+  build:
+    workflow: build.yml
+    with: { sha: "\${{ run.sha }}" }
+  ready:
+    wait: { signal: smoke-passed, timeout: 1m }
+`;
+
+/** What a workflow's action may start (and wait for): a flow with inputs and outputs. */
+const GREET = `on:
+  manual:
+    inputs:
+      who: { type: string, required: true }
+outputs:
+  greeting: "Hello, \${{ inputs.who }}"
+steps:
+  pause:
+    wait: { for: 1s }
+`;
+
 interface World {
   fake: FakeGitHub;
   app: RunningApp;
@@ -104,6 +129,8 @@ async function startWorld(
       ".github/flows/actions-release.yml": example("flows/actions-release.yml"),
       ".github/flows/slow.yml": SLOW,
       ".github/flows/once.yml": ONCE,
+      ".github/flows/signalled.yml": SIGNALLED,
+      ".github/flows/greet.yml": GREET,
     },
   });
   await eventually("the flows to be live", () => {
@@ -324,6 +351,58 @@ for (const backend of BACKENDS) {
       await eventually("the Actions run to be cancelled", () =>
         build.cancelRequests >= 1 && build.status === "completed" ? true : undefined,
       );
+      fake.assertNoUnexpectedRequests();
+    });
+
+    test("the action signals its own run with the step token, and starts a flow and waits for its outputs", async () => {
+      const { fake, app } = world;
+      const before = fake.workflowRuns.map((r) => r.id);
+      const runId = await startFlow(world, "signalled");
+      const build = await fake.waitForWorkflowRun(byPath("build.yml", before));
+      await fake.startWorkflowRun(build.id);
+      const signalled = await runAction({
+        inputs: { mode: "signal", signal: "smoke-passed", payload: '{"checks": 12}' },
+        event: { inputs: build.inputs },
+        env: { GITHUB_REPOSITORY: REPO },
+      });
+      assert.equal(signalled.code, 0, signalled.stdout);
+      await fake.completeWorkflowRun(build.id, "success");
+      const run = await finished(world, runId);
+      assert.equal(run.state?.status, "success");
+      assert.deepEqual(JSON.parse(run.state?.steps.ready?.outputs.payload ?? "null"), {
+        checks: 12,
+      });
+
+      // Any workflow may start a live flow with a GitHub token of someone who may.
+      const started = await runAction({
+        inputs: {
+          mode: "start",
+          flow: "greet",
+          inputs: '{"who": "Ada"}',
+          wait: "true",
+          "poll-interval": "200ms",
+          url: app.url,
+          "github-token": fake.userToken("ada"),
+        },
+        env: { GITHUB_REPOSITORY: REPO },
+      });
+      assert.equal(started.code, 0, started.stdout);
+      assert.equal(started.outputs.status, "success");
+      assert.equal(started.outputs.greeting, "Hello, Ada");
+      // A reader may not.
+      fake.setRole(REPO, "rita", "read");
+      const refused = await runAction({
+        inputs: {
+          mode: "start",
+          flow: "greet",
+          inputs: '{"who": "Rita"}',
+          url: app.url,
+          "github-token": fake.userToken("rita"),
+        },
+        env: { GITHUB_REPOSITORY: REPO },
+      });
+      assert.equal(refused.code, 1);
+      assert.match(refused.stdout, /::error::.*403/);
       fake.assertNoUnexpectedRequests();
     });
 
