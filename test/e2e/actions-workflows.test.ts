@@ -157,7 +157,7 @@ async function startWorld(
 async function startFlow(
   world: World,
   flow: string,
-  inputs: Record<string, string> = {},
+  inputs: Record<string, string | number> = {},
 ): Promise<string> {
   const response = await fetch(`${world.app.url}/api/repos/${REPO}/flows/${flow}/runs`, {
     method: "POST",
@@ -218,7 +218,8 @@ for (const backend of BACKENDS) {
 
     test("two workflow steps in sequence: outputs go from the first to the second through the action", async () => {
       const { fake } = world;
-      const runId = await startFlow(world, "actions-release", { channel: "stable" });
+      fake.addIssue(REPO, 7);
+      const runId = await startFlow(world, "actions-release", { channel: "stable", issue: 7 });
       const build = await fake.waitForWorkflowRun(byPath("build.yml"));
       assert.equal(build.ref, "main", "dispatched on the default branch");
       assert.equal(

@@ -337,8 +337,9 @@ async function readFile(
 function stepFailure(error: unknown): string | undefined {
   if (error instanceof WorkflowStepError) return error.message;
   const status = (error as { status?: number }).status;
-  // Other 4xx answers (401, 403 without rate limiting) will not change on retry.
-  if (status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 403)
+  // Rate limits pass; other 4xx answers (a 403 for a missing permission) will not change.
+  const rateLimited = status === 429 || (status === 403 && /rate limit/i.test(messageOf(error)));
+  if (status !== undefined && status >= 400 && status < 500 && !rateLimited)
     return `GitHub refused the dispatch (${status}): ${messageOf(error)}`;
   return undefined;
 }
