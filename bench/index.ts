@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other, printing a table each.
  *
- *   node dist/bench/index.js [validate] [throughput] [chain] [commits] [memory] [webhooks] [trigger] [--quick]
+ *   node dist/bench/index.js [validate] [throughput] [chain] [commits] [memory] [webhooks] [trigger] [runners] [workflows] [--quick]
  *
  * Names pick parts (Default: all). `--quick` uses small sizes, to try changes; its figures
  * are not the ones to quote. The runtime parts need Postgres: DATABASE_URL is the admin
@@ -16,6 +16,7 @@ import { benchRunners } from "./runners.js";
 import { benchValidate } from "./validate.js";
 import { benchWaitingRuns } from "./waiting-runs.js";
 import { benchTriggerToStep, benchWebhookAck } from "./webhooks.js";
+import { benchWorkflowSteps } from "./workflows.js";
 
 const PARTS: Record<string, (sizes: Sizes) => Promise<void>> = {
   validate: () => benchValidate(),
@@ -26,6 +27,7 @@ const PARTS: Record<string, (sizes: Sizes) => Promise<void>> = {
   webhooks: benchWebhookAck,
   trigger: benchTriggerToStep,
   runners: benchRunners,
+  workflows: benchWorkflowSteps,
 };
 
 const args = process.argv.slice(2);

@@ -67,18 +67,18 @@ export async function benchWebhookAck(sizes: Sizes): Promise<void> {
   );
 }
 
-interface Latency {
+export interface Latency {
   p50: number;
   p99: number;
   failed: number;
   stored: number;
 }
 
-function pair(latency: Latency): string {
+export function pair(latency: Latency): string {
   return `${fmt.ms(latency.p50, 2)} / ${fmt.ms(latency.p99, 2)}`;
 }
 
-async function withPglite<T>(fn: (store: Database) => Promise<T>): Promise<T> {
+export async function withPglite<T>(fn: (store: Database) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "baton-bench-webhooks-"));
   const store = await openPglite(dir);
   try {
@@ -309,7 +309,7 @@ function attemptStartedAt(store: Database, runId: string): Promise<number> {
 }
 
 /** Poll (every 2 ms, at most 30 s) until `read` gives a value. */
-async function waitFor<T>(read: () => Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(read: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const value = await read();
@@ -319,7 +319,7 @@ async function waitFor<T>(read: () => Promise<T | undefined>): Promise<T> {
   }
 }
 
-function latencyOf(values: number[]): Latency {
+export function latencyOf(values: number[]): Latency {
   return {
     p50: percentile(values, 50),
     p99: percentile(values, 99),

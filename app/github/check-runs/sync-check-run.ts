@@ -55,8 +55,10 @@ export interface SyncOptions {
   writeIntervalMs?: number;
   /**
    * The longest a sync waits in its worker for its write slot; a later slot is kept and
-   * the task rescheduled to it, so that no lease runs out while waiting. (Default: a
-   * third of the runtime's lease, at most 10 s)
+   * the task rescheduled to it. A waiting sync holds one of the runtime's slots, so syncs
+   * of a busy installation, paced one write a second, would keep steps of every run from
+   * starting: they give their slot back for any but a short wait. (Default: 100 ms, at
+   * most a third of the runtime's lease)
    */
   maxSlotWaitMs?: number;
 }
@@ -107,7 +109,7 @@ export function syncCheckRunHandler(app: GitHubApp, options: SyncOptions = {}): 
       slotAt = slot.slotAt;
       wait = Math.max(slot.waitMs, slot.slotAt - Date.now());
     }
-    const maxWait = options.maxSlotWaitMs ?? Math.min(10_000, Math.floor(ctx.leaseMs / 3));
+    const maxWait = options.maxSlotWaitMs ?? Math.min(100, Math.floor(ctx.leaseMs / 3));
     if (wait > maxWait) {
       // Too far off to wait with the task's lease: keep the slot and come back for it.
       const keep = Math.max(slotAt, Date.now() + wait);
