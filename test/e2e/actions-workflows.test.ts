@@ -73,6 +73,30 @@ steps:
     wait: { for: 1s }
 `;
 
+/** A deployment undone by a workflow when a later step fails. */
+const UNDONE = `on: { manual: {} }
+steps:
+  deploy:
+    workflow: build.yml
+    with: { sha: "\${{ run.sha }}" }
+    compensate:
+      workflow: rollback.yml
+      with: { sha: "\${{ run.sha }}" }
+  verify:
+    needs: deploy
+    workflow: build.yml
+    with: { sha: "\${{ run.sha }}" }
+`;
+
+const ROLLBACK = `name: Rollback
+on:
+  workflow_dispatch:
+    inputs:
+      sha: { required: true }
+      baton: { required: false }
+jobs: {}
+`;
+
 interface World {
   fake: FakeGitHub;
   app: RunningApp;
@@ -131,6 +155,8 @@ async function startWorld(
       ".github/flows/once.yml": ONCE,
       ".github/flows/signalled.yml": SIGNALLED,
       ".github/flows/greet.yml": GREET,
+      ".github/flows/undone.yml": UNDONE,
+      ".github/workflows/rollback.yml": ROLLBACK,
     },
   });
   await eventually("the flows to be live", () => {
@@ -404,6 +430,31 @@ for (const backend of BACKENDS) {
       });
       assert.equal(refused.code, 1);
       assert.match(refused.stdout, /::error::.*403/);
+      fake.assertNoUnexpectedRequests();
+    });
+
+    test("a workflow compensates a step when a later one fails", async () => {
+      const { fake } = world;
+      const before = fake.workflowRuns.map((r) => r.id);
+      const runId = await startFlow(world, "undone");
+      const deploy = await fake.waitForWorkflowRun(byPath("build.yml", before));
+      await fake.startWorkflowRun(deploy.id);
+      await fake.completeWorkflowRun(deploy.id, "success");
+      const verify = await fake.waitForWorkflowRun(byPath("build.yml", [...before, deploy.id]));
+      await fake.startWorkflowRun(verify.id);
+      await fake.completeWorkflowRun(verify.id, "failure");
+      const rollback = await fake.waitForWorkflowRun(byPath("rollback.yml", before));
+      assert.equal(rollback.inputs.sha, deploy.inputs.sha);
+      // The compensating workflow may report outputs like any step's workflow; they are kept.
+      assert.equal((await playJob(fake, rollback, "restored=yes")).code, 0);
+      await fake.completeWorkflowRun(rollback.id, "success");
+      const run = await finished(world, runId);
+      assert.equal(run.state?.status, "failure");
+      await eventually("the compensation to succeed", async () =>
+        (await details(world, runId)).state?.steps.deploy?.compensation === "success"
+          ? true
+          : undefined,
+      );
       fake.assertNoUnexpectedRequests();
     });
 

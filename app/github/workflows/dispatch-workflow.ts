@@ -1,7 +1,8 @@
 /**
- * The `execute` task of a `workflow` step: dispatch the Actions workflow and end the task.
- * The attempt then waits, holding no runtime slot, until the workflow run's events finish
- * it (workflow-events.ts), its timeout cancels it, or its run is cancelled.
+ * The `execute` task of a `workflow` step (and the `compensate` task of a `workflow`
+ * compensation): dispatch the Actions workflow and end the task. The attempt then waits,
+ * holding no runtime slot, until the workflow run's events finish it (workflow-events.ts),
+ * its timeout cancels it, or its run is cancelled.
  *
  * Dispatching (DESIGN.md rule 7): on the workflow repository's default branch or the
  * step's `ref:` (a branch or tag of the live flow), never on a pull request's branch; the
@@ -11,8 +12,9 @@
  * task is retried; the second run reports with the same attempt's token, and only one
  * report of outputs is accepted.
  */
-import type { ExecuteStep, Json } from "../../engine/types.js";
+import type { Compensate, ExecuteStep, Json, NewRunEvent } from "../../engine/types.js";
 import { advanceRun } from "../../runtime/advance-run.js";
+import type { TaskHandler } from "../../runtime/runtime.js";
 import type { TaskContext } from "../../runtime/task-context.js";
 import { finishTask } from "../../runtime/task-context.js";
 import type { Task } from "../../store/model.js";
@@ -30,13 +32,14 @@ import {
   WorkflowStepError,
   workflowTarget,
 } from "./workflow-file.js";
+import type { DispatchPurpose } from "./workflows-sql.js";
 import { insertDispatch } from "./workflows-sql.js";
 
 /** GitHub's limit on a dispatch's inputs. */
 const MAX_DISPATCH_INPUTS = 25;
 /** How long a step token outlives its attempt's deadline (a report racing the timeout). */
 const TOKEN_GRACE_SECONDS = 10 * 60;
-/** Step tokens of attempts without a deadline (none today: the engine gives every one). */
+/** Step tokens of dispatches without a deadline (compensations). */
 const TOKEN_DEFAULT_SECONDS = 24 * 60 * 60;
 
 export interface DispatchOptions {
@@ -44,112 +47,166 @@ export interface DispatchOptions {
   secretKey?: string;
 }
 
-export function dispatchWorkflowHandler(app: GitHubApp, options: DispatchOptions = {}) {
-  return async (ctx: TaskContext, task: Task, next: () => Promise<void>): Promise<void> => {
-    const effect = task.payload as unknown as ExecuteStep;
-    if (effect.kind !== "workflow") return next();
-    const runId = task.runId ?? "";
-    const step = await getStep(ctx.db, runId, effect.step);
-    const current =
-      task.stepCurrent ?? (step?.status === "running" && step.attempt === effect.attempt);
-    const run = current ? await getRunById(ctx.db, runId) : undefined;
-    if (!run) {
-      // Cancelled, timed out or already reported: nothing to dispatch.
-      await finishTask(ctx, task, () => Promise.resolve());
-      return;
-    }
-    let outcome: { dispatched: Dispatched } | { failed: string };
-    try {
-      if (!run.github)
-        throw new WorkflowStepError(
-          "`workflow` steps run in GitHub Actions: they need a run of a repository's flow " +
-            "(the GitHub app), not a local run",
-        );
-      outcome = {
-        dispatched: await dispatch(app, options, {
-          effect,
-          runId,
-          repository: run.repository,
-          installationId: run.github.installationId,
-        }),
-      };
-    } catch (error: unknown) {
-      // Transient failures (GitHub down, rate limits past retries) leave the task to be
-      // retried; a problem of the step itself fails the attempt.
-      const failure = stepFailure(error);
-      if (failure === undefined) throw error;
-      outcome = { failed: failure };
-    }
-    await finishTask(ctx, task, async (tx) => {
-      const now = ctx.now();
-      if ("failed" in outcome) {
-        await advanceRun(
-          tx,
-          ctx.flows,
-          runId,
-          [
-            {
+/** What is dispatched: a step's attempt, or the compensation of its successful attempt. */
+interface DispatchJob {
+  purpose: DispatchPurpose;
+  runId: string;
+  step: string;
+  attempt: number;
+  /** The effect's idempotency key (the dispatch's key). */
+  key: string;
+  /** `workflow`, `with` and `ref`, expanded. */
+  spec: Json;
+  deadline?: number;
+}
+
+/** `execute` and `compensate` tasks of workflows; other kinds go on to `next`. */
+export function workflowDispatchHandlers(
+  app: GitHubApp,
+  options: DispatchOptions = {},
+): { execute: TaskHandler; compensate: TaskHandler } {
+  return {
+    execute: async (ctx, task, next) => {
+      const effect = task.payload as unknown as ExecuteStep;
+      if (effect.kind !== "workflow") return next();
+      const runId = task.runId ?? "";
+      const step = await getStep(ctx.db, runId, effect.step);
+      const current =
+        task.stepCurrent ?? (step?.status === "running" && step.attempt === effect.attempt);
+      await dispatchJob(app, options, ctx, task, current, {
+        purpose: "attempt",
+        runId,
+        step: effect.step,
+        attempt: effect.attempt,
+        key: effect.key,
+        spec: effect.spec,
+        ...(effect.deadline !== undefined ? { deadline: effect.deadline } : {}),
+      });
+    },
+    compensate: async (ctx, task, next) => {
+      const effect = task.payload as unknown as Compensate;
+      if (effect.kind !== "workflow") return next();
+      const runId = task.runId ?? "";
+      const run = await getRunById(ctx.db, runId);
+      const current = run?.state?.steps[effect.step]?.compensation === "running";
+      await dispatchJob(app, options, ctx, task, current, {
+        purpose: "compensation",
+        runId,
+        step: effect.step,
+        attempt: Number(effect.key.split("/").at(-2)) || 0,
+        key: effect.key,
+        spec: effect.spec,
+      });
+    },
+  };
+}
+
+async function dispatchJob(
+  app: GitHubApp,
+  options: DispatchOptions,
+  ctx: TaskContext,
+  task: Task,
+  current: boolean,
+  job: DispatchJob,
+): Promise<void> {
+  const run = current ? await getRunById(ctx.db, job.runId) : undefined;
+  if (!run) {
+    // Cancelled, timed out or already reported: nothing to dispatch.
+    await finishTask(ctx, task, () => Promise.resolve());
+    return;
+  }
+  let outcome: { dispatched: Dispatched } | { failed: string };
+  try {
+    if (!run.github)
+      throw new WorkflowStepError(
+        "`workflow` steps run in GitHub Actions: they need a run of a repository's flow " +
+          "(the GitHub app), not a local run",
+      );
+    outcome = {
+      dispatched: await dispatch(app, options, job, {
+        repository: run.repository,
+        installationId: run.github.installationId,
+      }),
+    };
+  } catch (error: unknown) {
+    // Transient failures (GitHub down, rate limits past retries) leave the task to be
+    // retried; a problem of the step itself fails the attempt (or the compensation).
+    const failure = stepFailure(error);
+    if (failure === undefined) throw error;
+    outcome = { failed: failure };
+  }
+  await finishTask(ctx, task, async (tx) => {
+    const now = ctx.now();
+    if ("failed" in outcome) {
+      const failed: NewRunEvent =
+        job.purpose === "attempt"
+          ? {
               type: "attempt.finished",
               at: now,
-              step: effect.step,
-              attempt: effect.attempt,
+              step: job.step,
+              attempt: job.attempt,
               outcome: "failure",
               outputs: {},
               error: outcome.failed,
               retryable: false,
-            },
-          ],
-          now,
-        );
-        return;
-      }
-      const { dispatched } = outcome;
-      await insertDispatch(tx, {
-        key: effect.key,
-        runId,
-        step: effect.step,
-        attempt: effect.attempt,
-        installationId: dispatched.installationId,
-        repository: dispatched.target.repository,
-        workflow: dispatched.target.path,
-        ref: dispatched.ref,
-        ...(dispatched.workflowRunId !== undefined
-          ? { workflowRunId: dispatched.workflowRunId }
-          : {}),
-        ...(dispatched.htmlUrl !== undefined ? { htmlUrl: dispatched.htmlUrl } : {}),
-      });
+            }
+          : {
+              type: "compensation.finished",
+              at: now,
+              step: job.step,
+              outcome: "failure",
+              error: outcome.failed,
+            };
+      await advanceRun(tx, ctx.flows, job.runId, [failed], now);
+      return;
+    }
+    const { dispatched } = outcome;
+    await insertDispatch(tx, {
+      key: job.key,
+      runId: job.runId,
+      step: job.step,
+      attempt: job.attempt,
+      purpose: job.purpose,
+      installationId: dispatched.installationId,
+      repository: dispatched.target.repository,
+      workflow: dispatched.target.path,
+      ref: dispatched.ref,
+      ...(dispatched.workflowRunId !== undefined
+        ? { workflowRunId: dispatched.workflowRunId }
+        : {}),
+      ...(dispatched.htmlUrl !== undefined ? { htmlUrl: dispatched.htmlUrl } : {}),
+    });
+    if (job.purpose === "attempt")
       await advanceRun(
         tx,
         ctx.flows,
-        runId,
+        job.runId,
         [
           {
             type: "attempt.progress",
             at: now,
-            step: effect.step,
-            attempt: effect.attempt,
+            step: job.step,
+            attempt: job.attempt,
             detail: `dispatched ${dispatched.target.path.split("/").at(-1) ?? ""} on ${dispatched.ref}`,
             ...(dispatched.htmlUrl !== undefined ? { url: dispatched.htmlUrl } : {}),
           },
         ],
         now,
       );
-      await appendLogs(tx, [
-        {
-          runId,
-          step: effect.step,
-          attempt: effect.attempt,
-          stream: "system",
-          chunk:
-            `dispatched ${dispatched.target.repository}/${dispatched.target.path} on ${dispatched.ref}` +
-            (dispatched.htmlUrl
-              ? `: ${dispatched.htmlUrl}\n`
-              : " (its run is found by its title)\n"),
-          at: now,
-        },
-      ]);
-    });
-  };
+    await appendLogs(tx, [
+      {
+        runId: job.runId,
+        step: job.step,
+        attempt: job.attempt,
+        stream: "system",
+        chunk:
+          `${job.purpose === "compensation" ? "compensating: " : ""}dispatched ` +
+          `${dispatched.target.repository}/${dispatched.target.path} on ${dispatched.ref}` +
+          (dispatched.htmlUrl ? `: ${dispatched.htmlUrl}\n` : " (its run is found by its title)\n"),
+        at: now,
+      },
+    ]);
+  });
 }
 
 interface Dispatched {
@@ -163,10 +220,10 @@ interface Dispatched {
 async function dispatch(
   app: GitHubApp,
   options: DispatchOptions,
-  attempt: { effect: ExecuteStep; runId: string; repository: string; installationId: number },
+  job: DispatchJob,
+  attempt: { repository: string; installationId: number },
 ): Promise<Dispatched> {
-  const { effect } = attempt;
-  const spec = asMap(effect.spec);
+  const spec = asMap(job.spec);
   const target = workflowTarget(
     typeof spec.workflow === "string" ? spec.workflow : "",
     attempt.repository,
@@ -212,15 +269,16 @@ async function dispatch(
   if (carriesToken) {
     const key = await stepTokenKey(app.store, options.secretKey);
     const exp =
-      effect.deadline !== undefined
-        ? Math.ceil(effect.deadline / 1000) + TOKEN_GRACE_SECONDS
+      job.deadline !== undefined
+        ? Math.ceil(job.deadline / 1000) + TOKEN_GRACE_SECONDS
         : Math.ceil(app.now() / 1000) + TOKEN_DEFAULT_SECONDS;
     inputs[BATON_INPUT] = signStepToken(key, {
       ...(app.publicUrl !== undefined ? { url: app.publicUrl } : {}),
-      run: attempt.runId,
-      step: effect.step,
-      attempt: effect.attempt,
+      run: job.runId,
+      step: job.step,
+      attempt: job.attempt,
       exp,
+      ...(job.purpose === "compensation" ? { compensation: true as const } : {}),
     });
   }
   if (Object.keys(inputs).length > MAX_DISPATCH_INPUTS)

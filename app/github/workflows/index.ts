@@ -9,7 +9,7 @@ import {
   cancelStepHandler,
   cancelWorkflowRunHandler,
 } from "./cancel-workflow.js";
-import { dispatchWorkflowHandler } from "./dispatch-workflow.js";
+import { workflowDispatchHandlers } from "./dispatch-workflow.js";
 import { stepTokenRoute } from "./step-token-route.js";
 import { workflowJobHandler, workflowRunHandler } from "./workflow-events.js";
 
@@ -20,6 +20,7 @@ export interface WorkflowsOptions extends CancelOptions {
 
 export function workflowsPart(app: GitHubApp, options: WorkflowsOptions = {}): GitHubAppPart {
   const secret = options.secretKey !== undefined ? { secretKey: options.secretKey } : {};
+  const dispatch = workflowDispatchHandlers(app, secret);
   return {
     name: "workflows",
     events: {
@@ -27,7 +28,8 @@ export function workflowsPart(app: GitHubApp, options: WorkflowsOptions = {}): G
       workflow_job: workflowJobHandler(),
     },
     tasks: {
-      execute: dispatchWorkflowHandler(app, secret),
+      execute: dispatch.execute,
+      compensate: dispatch.compensate,
       cancel: cancelStepHandler(app),
       [CANCEL_WORKFLOW_RUN]: cancelWorkflowRunHandler(app, options),
     },

@@ -15,6 +15,7 @@ import type { Json } from "../../engine/types.js";
 import { tokenOf } from "../../http/api-server.js";
 import { errorStatus } from "../../http/error-status.js";
 import { readJsonObject, sendJson } from "../../http/json-io.js";
+import { getRunById } from "../../store/runs.js";
 import { getStep } from "../../store/steps.js";
 import type { GitHubApp, HttpRoute } from "../github-app.js";
 import type { StepTokenClaims } from "./step-token.js";
@@ -135,8 +136,12 @@ async function reportOutputs(
   outputs: Record<string, string>,
 ): Promise<void> {
   const dispatch = await getDispatch(app.store, key);
-  const step = await getStep(app.store, claims.run, claims.step);
-  const running = step?.status === "running" && step.attempt === claims.attempt;
+  // A compensating workflow may report too (a workflow written as a step does); its
+  // outputs are kept and not used.
+  const running = claims.compensation
+    ? (await getRunById(app.store, claims.run))?.state?.steps[claims.step]?.compensation ===
+      "running"
+    : await isAttemptRunning(app, claims);
   if (!dispatch || !running || dispatch.status === "completed")
     throw new Refusal(
       409,
@@ -153,6 +158,11 @@ async function reportOutputs(
       "replayed",
       key,
     );
+}
+
+async function isAttemptRunning(app: GitHubApp, claims: StepTokenClaims): Promise<boolean> {
+  const step = await getStep(app.store, claims.run, claims.step);
+  return step?.status === "running" && step.attempt === claims.attempt;
 }
 
 function outputsOf(value: unknown): Record<string, string> {

@@ -28,6 +28,8 @@ export interface StepTokenClaims {
   attempt: number;
   /** Expiry, Unix seconds. */
   exp: number;
+  /** Set for the workflow that compensates the attempt (its outputs are not used). */
+  compensation?: true;
 }
 
 export type StepTokenCheck =
@@ -69,9 +71,10 @@ export function isStepToken(token: string): boolean {
   return token.startsWith(PREFIX);
 }
 
-/** The attempt's idempotency key, `<run>/<step>/<attempt>`, as the engine writes it. */
+/** The effect's idempotency key as the engine writes it: `<run>/<step>/<attempt>`, or with `/compensate`. */
 export function attemptKeyOf(claims: StepTokenClaims): string {
-  return `${claims.run}/${claims.step}/${claims.attempt}`;
+  const key = `${claims.run}/${claims.step}/${claims.attempt}`;
+  return claims.compensation ? `${key}/compensate` : key;
 }
 
 /** What is kept of a refused token: its SHA-256 (never the token). */
@@ -99,7 +102,8 @@ function readClaims(body: string): StepTokenClaims | undefined {
     typeof claims.step !== "string" ||
     typeof claims.attempt !== "number" ||
     typeof claims.exp !== "number" ||
-    (claims.url !== undefined && typeof claims.url !== "string")
+    (claims.url !== undefined && typeof claims.url !== "string") ||
+    (claims.compensation !== undefined && claims.compensation !== true)
   )
     return undefined;
   return {
@@ -108,5 +112,6 @@ function readClaims(body: string): StepTokenClaims | undefined {
     step: claims.step,
     attempt: claims.attempt,
     exp: claims.exp,
+    ...(claims.compensation === true ? { compensation: true as const } : {}),
   };
 }

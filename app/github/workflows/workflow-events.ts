@@ -3,7 +3,7 @@
  * dispatch (by id, or by the step token in its title when GitHub gave no run details),
  * show where it is (queued, running, waiting for an environment's approval) as the
  * attempt's progress, and finish the attempt with the run's conclusion and the outputs
- * the Baton action reported.
+ * the Baton action reported; a compensating workflow's run ends its compensation.
  *
  * Every workflow run of every installed repository sends these events; most are not
  * Baton's. A run not dispatched (`event` other than workflow_dispatch) costs nothing, a
@@ -150,10 +150,39 @@ async function moveStep(
   const moved = await updateDispatchStatus(tx, dispatch.key, change);
   if (!moved) return; // completed already: a late event
   const run = await lockRun(tx, dispatch.runId);
-  const step = await getStep(tx, dispatch.runId, dispatch.step);
-  if (!run || step?.status !== "running" || step.attempt !== dispatch.attempt) return;
   const now = app.now();
   const url = moved.htmlUrl;
+  if (moved.purpose === "compensation") {
+    // Only the end of a compensating run matters to the run (it has no progress to show).
+    if (
+      change.status !== "completed" ||
+      run?.state?.steps[dispatch.step]?.compensation !== "running"
+    )
+      return;
+    const succeeded = SUCCEEDED.has(change.conclusion ?? "");
+    await advanceRun(
+      tx,
+      flows,
+      dispatch.runId,
+      [
+        {
+          type: "compensation.finished",
+          at: now,
+          step: dispatch.step,
+          outcome: succeeded ? "success" : "failure",
+          ...(succeeded
+            ? {}
+            : {
+                error: `the compensating workflow run ended with conclusion ${change.conclusion ?? "unknown"}${url ? `: ${url}` : ""}`,
+              }),
+        },
+      ],
+      now,
+    );
+    return;
+  }
+  const step = await getStep(tx, dispatch.runId, dispatch.step);
+  if (!run || step?.status !== "running" || step.attempt !== dispatch.attempt) return;
   const input: NewRunEvent =
     change.status === "completed"
       ? SUCCEEDED.has(change.conclusion ?? "")

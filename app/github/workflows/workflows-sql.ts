@@ -1,6 +1,8 @@
 /** The `workflow_dispatches` and `step_token_rejections` tables (migration 10). */
 import type { Queryable } from "../../store/database.js";
 
+export type DispatchPurpose = "attempt" | "compensation";
+
 export type DispatchStatus = "dispatched" | "queued" | "in_progress" | "waiting" | "completed";
 
 export interface WorkflowDispatch {
@@ -9,6 +11,8 @@ export interface WorkflowDispatch {
   runId: string;
   step: string;
   attempt: number;
+  /** A step's attempt, or the compensation of the step's successful attempt. */
+  purpose: DispatchPurpose;
   installationId: number;
   /** Where the workflow lives: owner/repo. */
   repository: string;
@@ -30,6 +34,7 @@ interface DbWorkflowDispatch {
   run_id: string;
   step: string;
   attempt: number;
+  purpose: DispatchPurpose;
   installation_id: string | number;
   repository: string;
   workflow: string;
@@ -50,6 +55,7 @@ function toDispatch(row: DbWorkflowDispatch): WorkflowDispatch {
     runId: row.run_id,
     step: row.step,
     attempt: row.attempt,
+    purpose: row.purpose,
     installationId: Number(row.installation_id),
     repository: row.repository,
     workflow: row.workflow,
@@ -71,6 +77,7 @@ export type NewWorkflowDispatch = Pick<
   | "runId"
   | "step"
   | "attempt"
+  | "purpose"
   | "installationId"
   | "repository"
   | "workflow"
@@ -83,14 +90,15 @@ export type NewWorkflowDispatch = Pick<
 export async function insertDispatch(db: Queryable, dispatch: NewWorkflowDispatch): Promise<void> {
   await db.query(
     `INSERT INTO workflow_dispatches
-       (key, run_id, step, attempt, installation_id, repository, workflow, ref, workflow_run_id, html_url)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       (key, run_id, step, attempt, purpose, installation_id, repository, workflow, ref, workflow_run_id, html_url)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      ON CONFLICT (key) DO NOTHING`,
     [
       dispatch.key,
       dispatch.runId,
       dispatch.step,
       dispatch.attempt,
+      dispatch.purpose,
       dispatch.installationId,
       dispatch.repository,
       dispatch.workflow,

@@ -1,7 +1,7 @@
 // Migration 10: steps as GitHub Actions workflow runs (issue 6).
 export default /* sql */ `
--- One row per dispatched attempt of a \`workflow\` step. The key is the attempt's idempotency
--- key (<run>/<step>/<attempt>). The workflow run is known at once when GitHub returns run
+-- One row per dispatched attempt of a \`workflow\` step, or compensation by a workflow. The key
+-- is the effect's idempotency key (<run>/<step>/<attempt>, with /compensate for a compensation). The workflow run is known at once when GitHub returns run
 -- details, else (GitHub Enterprise Server) when a workflow_run event's title carries the
 -- attempt's step token. \`outputs\` are what the Baton action reported, once (a second report
 -- is a replay); the attempt finishes when the workflow run completes.
@@ -10,6 +10,7 @@ CREATE TABLE workflow_dispatches (
   run_id              text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
   step                text NOT NULL,
   attempt             integer NOT NULL,
+  purpose             text NOT NULL DEFAULT 'attempt' CHECK (purpose IN ('attempt', 'compensation')),
   installation_id     bigint NOT NULL,
   repository          text NOT NULL,        -- where the workflow lives: owner/repo
   workflow            text NOT NULL,        -- its path: .github/workflows/build.yml
