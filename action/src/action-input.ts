@@ -18,9 +18,14 @@ export interface BatonLocation {
   source: "the `url` input" | "the step token" | "BATON_URL";
 }
 
-/** Who a request acts as: a step (its token) or a GitHub user (their token). */
+/**
+ * Who a request acts as: a step (its token), a GitHub user (their token), or this workflow
+ * run (its Actions OIDC token, asked for when the request is made).
+ */
 export type Auth =
-  { kind: "step-token"; token: StepToken } | { kind: "github-token"; token: string };
+  | { kind: "step-token"; token: StepToken }
+  | { kind: "github-token"; token: string }
+  | { kind: "oidc" };
 
 export interface WaitOptions {
   timeoutMs: number;
@@ -45,7 +50,7 @@ export type ActionInput =
   | {
       mode: "start";
       baton: BatonLocation;
-      githubToken: string;
+      auth: Extract<Auth, { kind: "github-token" | "oidc" }>;
       repository: string;
       flow: string;
       inputs: Record<string, Json>;
@@ -137,6 +142,13 @@ function required(source: InputSource, name: string, mode: Mode, what: string): 
   return value;
 }
 
+/** Whether the job may ask GitHub for an OIDC token (`permissions: { id-token: write }`). */
+function canAskOidc(source: InputSource): boolean {
+  return Boolean(
+    source.env.ACTIONS_ID_TOKEN_REQUEST_URL && source.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+  );
+}
+
 function githubTokenOf(source: InputSource): string | undefined {
   const token = source.input("github-token");
   if (token === "") return undefined;
@@ -201,6 +213,20 @@ function readSignalMode(source: InputSource): ActionInput {
       payload,
     };
   }
+  if (stepToken === undefined && canAskOidc(source)) {
+    if (givenRun === "")
+      throw new InputError(
+        "`run` is required with `mode: signal` outside a Baton step: the run's id, or flow#number.",
+      );
+    return {
+      mode: "signal",
+      baton: batonLocation(source, undefined),
+      auth: { kind: "oidc" },
+      run: givenRun,
+      signal,
+      payload,
+    };
+  }
   if (stepToken === undefined)
     throw new InputError(
       "`mode: signal` needs a token: in a Baton step its step token (declare the `baton` " +
@@ -234,17 +260,20 @@ function readStartMode(source: InputSource): ActionInput {
   const wait = booleanInput(source, "wait");
   const timeoutMs = parseDuration(source.input("wait-timeout") || "6h", "wait-timeout");
   const pollIntervalMs = parseDuration(source.input("poll-interval") || "5s", "poll-interval");
-  if (githubToken === undefined)
+  if (githubToken === undefined && !canAskOidc(source))
     throw new InputError(
-      "`mode: start` needs `github-token`: a GitHub user token or PAT with write access to " +
-        `${repository}, stored as a secret (e.g. \`github-token: \${{ secrets.BATON_GITHUB_TOKEN }}\`).`,
+      "`mode: start` needs an identity: give the job `permissions: { id-token: write }` (the " +
+        "workflow then starts flows of its own repository as itself), or pass `github-token`, a " +
+        `GitHub user token or PAT with write access to ${repository}, stored as a secret ` +
+        "(e.g. `github-token: ${{ secrets.BATON_GITHUB_TOKEN }}`).",
     );
   // A Baton step may start another flow; its token then tells where Baton is, nothing more.
   const stepToken = source.input("url") === "" ? stepTokenOf(source) : undefined;
   return {
     mode: "start",
     baton: batonLocation(source, stepToken),
-    githubToken,
+    auth:
+      githubToken !== undefined ? { kind: "github-token", token: githubToken } : { kind: "oidc" },
     repository,
     flow,
     inputs,

@@ -3,7 +3,7 @@
  * send a signal, or start a run and optionally wait for it. Failures are thrown, with
  * their facts, for runner.ts to word.
  */
-import type { ActionInput, WaitOptions } from "./action-input.js";
+import type { ActionInput, Auth, WaitOptions } from "./action-input.js";
 import { BatonClient } from "./baton-client.js";
 import { formatDuration } from "./duration.js";
 import { RunNotSucceededError, UnexpectedAnswerError, WaitTimeoutError } from "./errors.js";
@@ -18,6 +18,22 @@ export interface Reporter {
 export interface MainOptions {
   /** (Default: BatonClient's: 4 tries, 1 s doubling) */
   retry?: { attempts: number; backoffMs: number };
+  /** This job's Actions OIDC token for an audience (`core.getIDToken`). (Default: none) */
+  idToken?: (audience: string) => Promise<string>;
+}
+
+/** The bearer token of a request: the one given, or the job's OIDC token for Baton. */
+async function bearerOf(auth: Auth, baton: string, options: MainOptions): Promise<string> {
+  switch (auth.kind) {
+    case "step-token":
+      return auth.token.raw;
+    case "github-token":
+      return auth.token;
+    case "oidc":
+      if (!options.idToken) throw new Error("no way to ask for an Actions OIDC token here");
+      // Baton expects its own URL as the audience (a token for another service is refused).
+      return options.idToken(baton);
+  }
 }
 
 /** The run statuses after which nothing changes (Baton's TERMINAL_RUN_STATUSES). */
@@ -88,12 +104,13 @@ async function sendSignal(
   input: Extract<ActionInput, { mode: "signal" }>,
   client: BatonClient,
   reporter: Reporter,
+  options: MainOptions,
 ): Promise<void> {
   const { auth } = input;
   await client.call({
     method: "POST",
     path: `/api/runs/${encodeURIComponent(input.run)}/signals/${encodeURIComponent(input.signal)}`,
-    token: auth.kind === "step-token" ? auth.token.raw : auth.token,
+    token: await bearerOf(auth, client.baseUrl, options),
     body: { payload: input.payload },
     purpose: {
       operation: "signal",
@@ -120,7 +137,7 @@ async function waitForRun(
   first: RunSnapshot,
   wait: WaitOptions,
   client: BatonClient,
-  token: string,
+  token: () => Promise<string>,
   reporter: Reporter,
 ): Promise<RunSnapshot> {
   const started = Date.now();
@@ -130,7 +147,7 @@ async function waitForRun(
     if (left <= 0) throw new WaitTimeoutError(run.id, run.status, wait.timeoutMs, run.url);
     await sleep(Math.min(wait.pollIntervalMs, left));
     const previous = run.status;
-    run = await readRun(client, token, run.id);
+    run = await readRun(client, await token(), run.id);
     if (run.status !== previous) reporter.info(`Run ${run.id} is ${run.status}.`);
   }
   return run;
@@ -140,7 +157,10 @@ async function startRun(
   input: Extract<ActionInput, { mode: "start" }>,
   client: BatonClient,
   reporter: Reporter,
+  options: MainOptions,
 ): Promise<void> {
+  // One token for the start and every poll: an OIDC token lives minutes, a wait may not.
+  const token = () => bearerOf(input.auth, client.baseUrl, options);
   const [owner = "", repo = ""] = input.repository.split("/");
   const path =
     `/api/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}` +
@@ -148,14 +168,14 @@ async function startRun(
   const started = await client.call({
     method: "POST",
     path,
-    token: input.githubToken,
+    token: await token(),
     body: { inputs: input.inputs },
     purpose: { operation: "start", repository: input.repository, flow: input.flow },
   });
   if (!isObject(started) || typeof started.id !== "string")
     throw new UnexpectedAnswerError(`${client.baseUrl}${path}`, "no run id in the answer");
   // The start answer names the run; its status is the run's, read like any later poll.
-  let run = await readRun(client, input.githubToken, started.id);
+  let run = await readRun(client, await token(), started.id);
   reporter.info(`Started ${input.repository} flow ${input.flow}: run ${run.id} (${run.url}).`);
   reporter.setOutput("run-id", run.id);
   reporter.setOutput("status", run.status);
@@ -166,7 +186,7 @@ async function startRun(
     `Waiting up to ${formatDuration(input.wait.timeoutMs)} for run ${run.id} to end ` +
       `(polling every ${formatDuration(input.wait.pollIntervalMs)}).`,
   );
-  run = await waitForRun(run, input.wait, client, input.githubToken, reporter);
+  run = await waitForRun(run, input.wait, client, token, reporter);
   reporter.setOutput("status", run.status);
   for (const [name, value] of Object.entries(run.outputs)) {
     if (START_OUTPUTS.has(name))
@@ -196,8 +216,8 @@ export async function main(
     case "outputs":
       return reportOutputs(input, client, reporter);
     case "signal":
-      return sendSignal(input, client, reporter);
+      return sendSignal(input, client, reporter, options);
     case "start":
-      return startRun(input, client, reporter);
+      return startRun(input, client, reporter, options);
   }
 }

@@ -16,11 +16,15 @@ export async function runAction(): Promise<void> {
       cwd: process.cwd(),
       mask: (secret) => core.setSecret(secret),
     });
-    await main(input, {
-      info: (message) => core.info(message),
-      warning: (message) => core.warning(message),
-      setOutput: (name, value) => core.setOutput(name, value),
-    });
+    await main(
+      input,
+      {
+        info: (message) => core.info(message),
+        warning: (message) => core.warning(message),
+        setOutput: (name, value) => core.setOutput(name, value),
+      },
+      { idToken: (audience) => core.getIDToken(audience) },
+    );
   } catch (error: unknown) {
     core.setFailed(describeFailure(error));
   }

@@ -11,6 +11,7 @@
  * GitHub users (mounted in the GitHub app by `createApiRoute`): `Authorization: Bearer
  * <GitHub user token>` (or `token <…>`). GitHub says who the token belongs to, and, for
  * each action, what that user may do on the run's repository (see github-user-client.ts).
+ * A workflow run may also come with its Actions OIDC token (actions-oidc.ts).
  *
  * Routes (JSON bodies; errors are `{ error: { code, message, details?, permission?,
  * required? } }` with the status of error-status.ts):
@@ -39,7 +40,8 @@ import { ApiError } from "./api.js";
 import { errorExtra, errorStatus } from "./error-status.js";
 import { AuthenticationError } from "./errors.js";
 import type { ApproverFactsLookup } from "./github-user-client.js";
-import { GitHubUserClient } from "./github-user-client.js";
+import { GitHubUserClient, WorkflowClient } from "./github-user-client.js";
+import { ActionsOidc, actionsOidcIssuer, isJwt } from "./actions-oidc.js";
 import type { GitHubUsers } from "./github-users.js";
 import { ServiceClient } from "./service-client.js";
 import { readJsonObject, sendJson } from "./json-io.js";
@@ -75,6 +77,11 @@ export type ApiAuth =
       loginCacheMs?: number;
       /** Facts of approval decisions beyond the permission (see GitHubUserClientOptions). */
       approverFacts?: ApproverFactsLookup;
+      /**
+       * Accept GitHub Actions' OIDC tokens of workflow runs (actions-oidc.ts), with this
+       * audience; the issuer follows from the GitHub API's URL. (Default: not accepted)
+       */
+      actionsOidc?: { audience: string; issuer?: string };
     };
 
 export interface ApiRouteOptions {
@@ -332,6 +339,12 @@ export function createApiRoute(options: ApiRouteOptions): HttpRoute {
   let users: Promise<GitHubUsers> | undefined;
   const github = auth.github;
   const cacheMs = auth.loginCacheMs;
+  const oidc = auth.actionsOidc
+    ? new ActionsOidc({
+        issuer: auth.actionsOidc.issuer ?? actionsOidcIssuer(github.baseUrl),
+        audience: auth.actionsOidc.audience,
+      })
+    : undefined;
   return apiRoute(
     async (request) => {
       const token = tokenOf(request);
@@ -340,6 +353,8 @@ export function createApiRoute(options: ApiRouteOptions): HttpRoute {
           "Authenticate with a GitHub token: `Authorization: Bearer <token>` " +
             "(the CLI takes BATON_TOKEN, GITHUB_TOKEN or `gh auth token`).",
         );
+      if (oidc && isJwt(token))
+        return new WorkflowClient({ store, service, identity: await oidc.verify(token) });
       users ??= import("./github-users.js").then(
         ({ GitHubUsers }) =>
           new GitHubUsers({ github, ...(cacheMs !== undefined ? { cacheMs } : {}) }),

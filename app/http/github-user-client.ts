@@ -28,7 +28,10 @@ import type { BatonService } from "../runtime/service.js";
 import type { Database } from "../store/database.js";
 import { RunNotFoundError } from "../runtime/errors.js";
 import type { Run } from "../store/model.js";
+import type { WorkflowIdentity } from "./actions-oidc.js";
+import { ApiError } from "./api.js";
 import type {
+  ApprovalVerdict,
   RunListFilter,
   RunSummary,
   StartedRun,
@@ -47,10 +50,13 @@ import { getInstalledRepository } from "./live-flows-sql.js";
 import type { RunPurpose } from "./service-client.js";
 import { ServiceClient } from "./service-client.js";
 
+/** Who may do what on a repository: GitHub's answer for a user (GitHubUsers), or a rule. */
+export type PermissionSource = Pick<GitHubUsers, "permission">;
+
 export interface GitHubUserClientOptions {
   store: Database;
   service: BatonService;
-  users: GitHubUsers;
+  users: PermissionSource;
   /** The login GitHub gave for the request's token. */
   login: string;
   /**
@@ -70,7 +76,7 @@ export type ApproverFactsLookup = (
 ) => Promise<ApproverFacts>;
 
 export class GitHubUserClient extends ServiceClient {
-  readonly #users: GitHubUsers;
+  readonly #users: PermissionSource;
   readonly #approverFacts: ApproverFactsLookup | undefined;
   /** Permissions asked during this request, by repository: one question per repository. */
   readonly #asked = new Map<string, Promise<Permission>>();
@@ -190,3 +196,38 @@ export class GitHubUserClient extends ServiceClient {
 }
 
 type PermissionFreshness = "now" | "read";
+
+/**
+ * A workflow run, known by its Actions OIDC token (actions-oidc.ts): on its own
+ * repository it may read, start, signal, cancel and retry runs, as a writer; it may not
+ * decide approvals (they are people's) nor manage secrets; other repositories are not
+ * there for it. It acts as `workflow:<owner/repo/path@ref>` in every run's history.
+ */
+export class WorkflowClient extends GitHubUserClient {
+  constructor(
+    options: Omit<GitHubUserClientOptions, "users" | "login" | "approverFacts"> & {
+      identity: WorkflowIdentity;
+    },
+  ) {
+    const own = options.identity.repository.toLowerCase();
+    super({
+      store: options.store,
+      service: options.service,
+      login: `workflow:${options.identity.workflowRef}`,
+      users: {
+        permission: (_installation, repository) =>
+          Promise.resolve(repository.toLowerCase() === own ? "write" : "none"),
+      },
+    });
+  }
+
+  override decide(): Promise<ApprovalVerdict> {
+    return Promise.reject(
+      new ApiError(
+        "A workflow cannot approve or reject: approvals are people's (a review, a check-run button, `baton approve`).",
+        403,
+        "forbidden",
+      ),
+    );
+  }
+}

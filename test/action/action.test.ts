@@ -272,6 +272,35 @@ describe("mode: signal", () => {
     baton.assertDone();
   });
 
+  test("without a token, the job's Actions OIDC token (id-token: write) for Baton's URL signals", async () => {
+    const idToken = "eyJhbGciOiJSUzI1NiJ9.eyJyZXBvc2l0b3J5Ijoib2N0by1vcmcvYXBwIn0.c2ln";
+    baton.expect(
+      {
+        method: "GET",
+        path: `/oidc?api-version=2.0&audience=${encodeURIComponent(baton.url)}`,
+        authorization: "Bearer job-request-token",
+        answer: { status: 200, body: { value: idToken } },
+      },
+      {
+        method: "POST",
+        path: "/api/runs/release%2312/signals/go",
+        authorization: `Bearer ${idToken}`,
+        body: { payload: null },
+        answer: { status: 200, body: { ok: true } },
+      },
+    );
+    const result = await runAction({
+      inputs: { mode: "signal", signal: "go", run: "release#12", url: baton.url },
+      env: {
+        ACTIONS_ID_TOKEN_REQUEST_URL: `${baton.url}/oidc?api-version=2.0`,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: "job-request-token",
+      },
+    });
+    assertSucceeded(result);
+    assertMasked(result, idToken);
+    baton.assertDone();
+  });
+
   test("a step token is refused for another run before any request", async () => {
     const result = await runAction({
       inputs: { mode: "signal", signal: "go", run: "release#12" },
@@ -397,7 +426,11 @@ describe("bad input fails before any request", () => {
     ["outputs line without =", { mode: "outputs", outputs: "a=1\nb" }, "Line 2 of `outputs`"],
     ["an invalid output name", { mode: "outputs", outputs: "1a=x" }, "Output name '1a'"],
     ["no outputs", { mode: "outputs" }, "`mode: outputs` needs `outputs`"],
-    ["start without github-token", { mode: "start", flow: "release" }, "needs `github-token`"],
+    [
+      "start without an identity",
+      { mode: "start", flow: "release" },
+      "give the job `permissions: { id-token: write }`",
+    ],
     ["a bad duration", { mode: "start", flow: "f", "wait-timeout": "soon" }, "`wait-timeout`"],
     ["signal without signal", { mode: "signal" }, "`signal` is required"],
   ];

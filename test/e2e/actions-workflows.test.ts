@@ -433,6 +433,60 @@ for (const backend of BACKENDS) {
       fake.assertNoUnexpectedRequests();
     });
 
+    test("a workflow starts a flow of its own repository with its Actions OIDC token, and nothing more", async () => {
+      const { fake, app } = world;
+      // A job of a workflow run of acme/widgets (here one Baton dispatched; any would do).
+      const before = fake.workflowRuns.map((r) => r.id);
+      const once = await startFlow(world, "once");
+      const job = await fake.waitForWorkflowRun(byPath("build.yml", before));
+      await fake.startWorkflowRun(job.id);
+      const started = await runAction({
+        inputs: { mode: "start", flow: "greet", inputs: '{"who": "Actions"}', wait: "true" },
+        env: {
+          GITHUB_REPOSITORY: REPO,
+          BATON_URL: app.url,
+          ...fake.oidc.jobEnvironment(job),
+        },
+      });
+      assert.equal(started.code, 0, started.stdout);
+      assert.equal(started.outputs.greeting, "Hello, Actions");
+      const run = await details(world, started.outputs["run-id"] ?? "");
+      assert.equal(run.run.actor, `workflow:${REPO}/.github/workflows/build.yml@refs/heads/main`);
+
+      const start = (token: string, repository = REPO) =>
+        fetch(`${app.url}/api/repos/${repository}/flows/greet/runs`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ inputs: { who: "Mallory" } }),
+        });
+      const elsewhere = await start(fake.oidc.mint(job, "https://another-service.example"));
+      assert.equal(elsewhere.status, 401, "a token for another audience");
+      assert.match(await elsewhere.text(), /audience is not Baton's/);
+      const expired = await start(
+        fake.oidc.mint(job, app.url, { exp: Math.floor(Date.now() / 1000) - 120 }),
+      );
+      assert.equal(expired.status, 401);
+      const otherRepository = await start(
+        fake.oidc.mint(job, app.url, { repository: "acme/gadgets" }),
+      );
+      assert.equal(otherRepository.status, 404, "another repository's workflow finds nothing here");
+      const approve = await fetch(
+        `${app.url}/api/runs/${started.outputs["run-id"] ?? ""}/steps/pause/approve`,
+        {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${fake.oidc.mint(job, app.url)}`,
+            "content-type": "application/json",
+          },
+          body: "{}",
+        },
+      );
+      assert.equal(approve.status, 403, "a workflow never approves");
+      await fake.completeWorkflowRun(job.id, "success");
+      assert.equal((await finished(world, once)).state?.status, "success");
+      fake.assertNoUnexpectedRequests();
+    });
+
     test("a workflow compensates a step when a later one fails", async () => {
       const { fake } = world;
       const before = fake.workflowRuns.map((r) => r.id);

@@ -45,6 +45,7 @@ import {
   type WorkflowRunConclusion,
 } from "./actions.js";
 import { GIT_HTTP_PATH, serveGitHttp } from "./git-http.js";
+import { FakeActionsOidc, OIDC_PATH } from "./actions-oidc.js";
 import { GitObjects, type Commit } from "./git-objects.js";
 import { checkRequest, findOperation, type MatchedOperation } from "./openapi.js";
 import {
@@ -361,6 +362,8 @@ export class FakeGitHub {
   #nextId = 1000;
   /** Workflow dispatch and runs (actions.ts). */
   readonly #actions: FakeActions;
+  /** Actions' OIDC issuer: keys, and tokens for jobs of workflow runs (actions-oidc.ts). */
+  readonly oidc: FakeActionsOidc;
   /** Bare repositories served over git's HTTP protocol, made on first use (git-http.ts). */
   #gitRoot: string | undefined;
   #url = "";
@@ -372,6 +375,10 @@ export class FakeGitHub {
     this.#writesPerMinute = options.secondaryRateLimit?.perMinute ?? 80;
     this.webhook = options.webhook;
     this.#actions = new FakeActions(this.#actionsHost(), options.actions);
+    this.oidc = new FakeActionsOidc(
+      () => this.#url,
+      () => this.#now(),
+    );
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     this.privateKey = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
     this.#publicKey = createPublicKey(publicKey.export({ type: "spki", format: "pem" }));
@@ -1333,6 +1340,8 @@ export class FakeGitHub {
     const raw = await readAll(request);
     const gitPath = GIT_HTTP_PATH.exec(pathname);
     if (gitPath) return this.#serveGit(request, response, raw, url, gitPath);
+    const oidcPath = OIDC_PATH.exec(pathname);
+    if (oidcPath) return this.oidc.serve(request, response, url, oidcPath[1] ?? "");
     const fail = (
       status: number,
       reason: string,

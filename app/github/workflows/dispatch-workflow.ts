@@ -19,7 +19,9 @@ import type { TaskContext } from "../../runtime/task-context.js";
 import { finishTask } from "../../runtime/task-context.js";
 import type { Task } from "../../store/model.js";
 import { appendLogs } from "../../store/step-logs.js";
-import { getRunById } from "../../store/runs.js";
+import { getRunById, lockRun } from "../../store/runs.js";
+import { enqueueTasks } from "../../store/tasks.js";
+import type { Transaction } from "../../store/database.js";
 import { getStep } from "../../store/steps.js";
 import type { GitHubApp } from "../github-app.js";
 import type { Octokit } from "../github-client.js";
@@ -33,7 +35,8 @@ import {
   workflowTarget,
 } from "./workflow-file.js";
 import type { DispatchPurpose } from "./workflows-sql.js";
-import { insertDispatch } from "./workflows-sql.js";
+import { insertDispatch, markCancelRequested } from "./workflows-sql.js";
+import { cancelWorkflowRunTask } from "./cancel-workflow.js";
 
 /** GitHub's limit on a dispatch's inputs. */
 const MAX_DISPATCH_INPUTS = 25;
@@ -176,6 +179,14 @@ async function dispatchJob(
         : {}),
       ...(dispatched.htmlUrl !== undefined ? { htmlUrl: dispatched.htmlUrl } : {}),
     });
+    // The attempt may have timed out or been cancelled while GitHub answered: its `cancel`
+    // found no dispatch to stop, so the run just started is stopped from here.
+    if (!(await stillCurrent(tx, job))) {
+      const marked = await markCancelRequested(tx, job.key);
+      if (marked?.workflowRunId !== undefined)
+        await enqueueTasks(tx, [cancelWorkflowRunTask(job.key, "cancel", new Date(now))]);
+      return;
+    }
     if (job.purpose === "attempt")
       await advanceRun(
         tx,
@@ -207,6 +218,14 @@ async function dispatchJob(
       },
     ]);
   });
+}
+
+/** Whether the attempt (or compensation) still waits for this dispatch, with its run locked. */
+async function stillCurrent(tx: Transaction, job: DispatchJob): Promise<boolean> {
+  const run = await lockRun(tx, job.runId);
+  const step = run?.state?.steps[job.step];
+  if (job.purpose === "compensation") return step?.compensation === "running";
+  return step?.status === "running" && step.attempt === job.attempt;
 }
 
 interface Dispatched {
