@@ -559,12 +559,14 @@ for (const backend of BACKENDS) {
     });
   });
 
-  describe(`workflow steps on GitHub Enterprise Server (dispatches answer 204), on ${backend}`, () => {
+  describe(`workflow steps on GitHub Enterprise Server (no run details: 422, then 204), on ${backend}`, () => {
     let testDb: TestDatabase;
     let world: World;
     before(async () => {
       testDb = await createTestDatabase(backend);
-      world = await startWorld(testDb, { returnRunDetails: false });
+      // As GitHub Enterprise Server ≤ 3.20: `return_run_details` is refused, and dispatches
+      // without it answer 204.
+      world = await startWorld(testDb, { returnRunDetails: "rejected" });
     });
     after(async () => {
       await world.stop();
@@ -577,6 +579,14 @@ for (const backend of BACKENDS) {
       const runB = await startFlow(world, "once");
       await eventually("both dispatches", () =>
         fake.workflowRuns.filter(byPath("build.yml")).length === 2 ? true : undefined,
+      );
+      const dispatches = fake.requests.filter(
+        (r) => r.method === "POST" && /\/actions\/workflows\/[^/]+\/dispatches$/.test(r.path),
+      );
+      assert.deepEqual(
+        dispatches.map((r) => r.status).sort(),
+        [204, 204, 422, 422],
+        "each dispatch asked for run details, was refused, and was sent again without",
       );
       const key = await stepTokenKey(testDb.db);
       const owner = (run: FakeWorkflowRun) => {

@@ -58,10 +58,11 @@ const ACTOR = "baton[bot]";
 export interface FakeActionsOptions {
   /**
    * Whether `return_run_details: true` is honoured (200 with the run's id and URLs).
-   * false models GitHub Enterprise Server up to 3.20, which always answers 204.
-   * (Default: true, github.com)
+   * false: always 204 (no run details); "rejected": a body with the key is refused 422 as
+   * GitHub Enterprise Server up to 3.20 does (its schema does not know it), and without it
+   * the answer is 204. (Default: true, github.com)
    */
-  returnRunDetails?: boolean;
+  returnRunDetails?: boolean | "rejected";
   /**
    * What a cancel does: "complete" cancels the run shortly after answering 202 (with
    * `workflow_job.completed` and `workflow_run.completed`), "ignore" leaves it running, as
@@ -161,7 +162,7 @@ interface WorkflowFile {
 
 export class FakeActions {
   readonly #host: ActionsHost;
-  readonly #returnRunDetails: boolean;
+  readonly #returnRunDetails: boolean | "rejected";
   readonly #onCancel: "complete" | "ignore";
   readonly #runs: MutableRun[] = [];
   /** Workflow ids by `owner/repo:path` (lower-case repository), given on first sight. */
@@ -270,6 +271,12 @@ export class FakeActions {
 
   readonly handlers: Record<string, ActionsHandler> = {
     "actions/create-workflow-dispatch": ({ params, body }) => {
+      if (this.#returnRunDetails === "rejected" && "return_run_details" in body)
+        throw this.#host.httpError(
+          422,
+          'Invalid request.\n\n"return_run_details" is not a permitted key.',
+          false,
+        );
       const fullName = `${params.owner}/${params.repo}`;
       const repository = this.#host.repository(fullName)!;
       const ref = String(body.ref).replace(/^refs\/(heads|tags)\//, "");
@@ -335,7 +342,7 @@ export class FakeActions {
         jobCompletedAt: null,
       };
       this.#runs.push(run);
-      if (body.return_run_details === true && this.#returnRunDetails)
+      if (body.return_run_details === true && this.#returnRunDetails === true)
         return {
           status: 200,
           body: { workflow_run_id: id, run_url: this.#apiUrl(run), html_url: run.htmlUrl },

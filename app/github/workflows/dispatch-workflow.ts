@@ -306,19 +306,27 @@ async function dispatch(
         `${MAX_DISPATCH_INPUTS}, Baton's \`${BATON_INPUT}\` included: pass fewer in the step's \`with\``,
     );
 
+  const post = (details: boolean) =>
+    github.request("POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", {
+      owner,
+      repo,
+      workflow_id: target.path.split("/").at(-1) ?? target.path,
+      ref,
+      inputs,
+      ...(details ? { return_run_details: true } : {}),
+    });
   let response: { status: number; data: unknown };
   try {
-    response = await github.request(
-      "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
-      {
-        owner,
-        repo,
-        workflow_id: target.path.split("/").at(-1) ?? target.path,
-        ref,
-        inputs,
-        return_run_details: true,
-      },
-    );
+    response = await post(true).catch((error: unknown) => {
+      // GitHub Enterprise Server up to 3.20 refuses the key it does not know: ask again
+      // without it (and find the run by its title).
+      if (
+        (error as { status?: number }).status === 422 &&
+        /return_run_details/.test(messageOf(error))
+      )
+        return post(false);
+      throw error;
+    });
   } catch (error: unknown) {
     const status = (error as { status?: number }).status;
     if (status === 404)
