@@ -9,6 +9,7 @@
  * Anchor, in the same run: a bare Node HTTP server that reads the body and answers 202
  * (no verification, no database): the floor set by HTTP and the sender itself.
  */
+import { startAppAgainst } from "../test/fake-github/start-app-against.js";
 import { createHmac, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, createServer, request as httpRequest, type RequestListener } from "node:http";
@@ -22,9 +23,6 @@ import type { Database } from "../app/store/database.js";
 import { migrate } from "../app/store/migrate.js";
 import { openPglite } from "../app/store/pglite.js";
 import { openPostgres } from "../app/store/postgres.js";
-import { createGitHubClient } from "../app/github/github-client.js";
-import { defaultParts } from "../app/github/parts.js";
-import { startApp } from "../app/github/start-app.js";
 import { FakeGitHub } from "../test/fake-github/server.js";
 import { patchPayload, sendWebhook, webhookExample } from "../test/fake-github/webhooks.js";
 import { withBenchDatabase } from "./bench-database.js";
@@ -228,23 +226,8 @@ async function measureTriggers(
   count: number,
 ): Promise<{ trigger: Latency; anchor: Latency }> {
   const fake = await FakeGitHub.start({ secondaryRateLimit: { perMinute: 1_000_000 } });
-  const running = await startApp({
-    store,
-    github: createGitHubClient({
-      appId: fake.appId,
-      privateKey: fake.privateKey,
-      baseUrl: fake.url,
-      throttle: false,
-    }),
-    webhookSecret: SECRET,
-    parts: (app) => defaultParts(app, { triggers: { botLogin: "baton[bot]" } }),
-    log: silentLogger,
-    port: 0,
-    host: "127.0.0.1",
-    recoveryIntervalMs: 0,
-  });
+  const running = await startAppAgainst(fake, store, { secret: SECRET });
   try {
-    fake.webhook = { url: `${running.url}/api/github/webhooks`, secret: SECRET };
     await fake.install({
       installationId: 1,
       account: "acme",
@@ -264,7 +247,12 @@ async function measureTriggers(
     const trigger: number[] = [];
     for (let i = 0; i < count + WARM_UP; i++) {
       const sentAt = Date.now();
-      await sendWebhook({ url: fake.webhook.url, secret: SECRET, event: "issues", payload });
+      await sendWebhook({
+        url: `${running.url}/api/github/webhooks`,
+        secret: SECRET,
+        event: "issues",
+        payload,
+      });
       // Deliveries go one at a time: the (i + 1)th run is this delivery's.
       const runId = await waitFor(async () => {
         const runs = await store.query<{ id: string }>(

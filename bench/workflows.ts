@@ -11,10 +11,7 @@
  *
  * Runs go one at a time, 20 ms apart; the first WARM_UP are not counted.
  */
-import { createGitHubClient } from "../app/github/github-client.js";
-import { defaultParts } from "../app/github/parts.js";
-import { startApp } from "../app/github/start-app.js";
-import { silentLogger } from "../app/runtime/log.js";
+import { startAppAgainst } from "../test/fake-github/start-app-against.js";
 import type { Database } from "../app/store/database.js";
 import { openPostgres } from "../app/store/postgres.js";
 import { FakeGitHub } from "../test/fake-github/server.js";
@@ -85,24 +82,8 @@ export async function benchWorkflowSteps(sizes: Sizes): Promise<void> {
 
 async function measure(store: Database, count: number): Promise<Figures> {
   const fake = await FakeGitHub.start({ secondaryRateLimit: { perMinute: 1_000_000 } });
-  const github = createGitHubClient({
-    appId: fake.appId,
-    privateKey: fake.privateKey,
-    baseUrl: fake.url,
-    throttle: false,
-  });
-  const running = await startApp({
-    store,
-    github,
-    webhookSecret: SECRET,
-    parts: (app) => defaultParts(app, { triggers: { botLogin: "baton[bot]" } }),
-    log: silentLogger,
-    port: 0,
-    host: "127.0.0.1",
-    recoveryIntervalMs: 0,
-  });
+  const running = await startAppAgainst(fake, store, { secret: SECRET });
   try {
-    fake.webhook = { url: `${running.url}/api/github/webhooks`, secret: SECRET };
     await fake.install({
       installationId: 1,
       account: "acme",
@@ -119,7 +100,7 @@ async function measure(store: Database, count: number): Promise<Figures> {
       );
       return live.rows[0]?.version_id ?? undefined;
     });
-    const octokit = github.installation(1);
+    const octokit = running.app.github.installation(1);
     const directCalls: number[] = [];
     const dispatch: number[] = [];
     const completion: number[] = [];
@@ -175,7 +156,7 @@ async function measure(store: Database, count: number): Promise<Figures> {
         const payload = foreignRunPayload(fake, directRun.id);
         const sentAt = performance.now();
         const sent = await sendWebhook({
-          url: fake.webhook.url,
+          url: `${running.url}/api/github/webhooks`,
           secret: SECRET,
           event: "workflow_run",
           payload,

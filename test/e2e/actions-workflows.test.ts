@@ -4,21 +4,19 @@
  * job would run it (test/action/run-action.ts). The repository holds the example flow and
  * workflows of examples/, so the example is what is tested.
  */
+import { startAppAgainst } from "../fake-github/start-app-against.js";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createGitHubClient } from "../../app/github/github-client.js";
-import { defaultParts } from "../../app/github/parts.js";
-import { startApp, type RunningApp } from "../../app/github/start-app.js";
+import type { RunningApp } from "../../app/github/start-app.js";
 import {
   signStepToken,
   stepTokenKey,
   verifyStepToken,
 } from "../../app/github/workflows/step-token.js";
-import { silentLogger } from "../../app/runtime/log.js";
 import type { RunDetails } from "../../app/runtime/service.js";
 import { repoRoot, runAction } from "../action/run-action.js";
 import { eventually } from "../github/check-runs-harness.js";
@@ -117,29 +115,13 @@ async function startWorld(
 ): Promise<World> {
   const fake = await FakeGitHub.start({ secondaryRateLimit: { perMinute: 10_000 }, actions });
   const port = await freePort();
-  const app = await startApp({
-    store: testDb.db,
-    github: createGitHubClient({
-      appId: fake.appId,
-      privateKey: fake.privateKey,
-      baseUrl: fake.url,
-      throttle: false,
-    }),
-    webhookSecret: SECRET,
-    parts: (app) =>
-      defaultParts(app, {
-        triggers: { botLogin: "baton[bot]" },
-        checkRuns: { writeIntervalMs: 5 },
-        workflows: { forceCancelAfterMs: 300 },
-      }),
-    log: silentLogger,
+  const app = await startAppAgainst(fake, testDb.db, {
+    secret: SECRET,
+    parts: { checkRuns: { writeIntervalMs: 5 }, workflows: { forceCancelAfterMs: 300 } },
     port,
-    host: "127.0.0.1",
     // Step tokens carry the app's URL: the action finds Baton with no configuration.
     publicUrl: `http://127.0.0.1:${port}`,
-    recoveryIntervalMs: 0,
   });
-  fake.webhook = { url: `${app.url}/api/github/webhooks`, secret: SECRET };
   await fake.install({
     installationId: 1,
     account: "acme",

@@ -4,6 +4,7 @@
  * GitHub users' actions, judged only by what GitHub would show (check runs, comments)
  * and what Baton stored. The schedule scenario runs two real `npm start` processes.
  */
+import { startAppAgainst } from "../fake-github/start-app-against.js";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -11,9 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createGitHubClient } from "../../app/github/github-client.js";
-import { defaultParts } from "../../app/github/parts.js";
-import { startApp, type RunningApp } from "../../app/github/start-app.js";
-import { silentLogger } from "../../app/runtime/log.js";
+import type { RunningApp } from "../../app/github/start-app.js";
 import { baton, startBaton } from "../cli/baton-process.js";
 import { eventually } from "../github/check-runs-harness.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
@@ -69,26 +68,10 @@ interface World {
 
 async function startWorld(testDb: TestDatabase): Promise<World> {
   const fake = await FakeGitHub.start({ secondaryRateLimit: { perMinute: 10_000 } });
-  const app = await startApp({
-    store: testDb.db,
-    github: createGitHubClient({
-      appId: fake.appId,
-      privateKey: fake.privateKey,
-      baseUrl: fake.url,
-      throttle: false,
-    }),
-    webhookSecret: SECRET,
-    parts: (app) =>
-      defaultParts(app, {
-        triggers: { botLogin: "baton[bot]" },
-        checkRuns: { writeIntervalMs: 5 },
-      }),
-    log: silentLogger,
-    port: 0,
-    host: "127.0.0.1",
-    recoveryIntervalMs: 0,
+  const app = await startAppAgainst(fake, testDb.db, {
+    secret: SECRET,
+    parts: { checkRuns: { writeIntervalMs: 5 } },
   });
-  fake.webhook = { url: `${app.url}/api/github/webhooks`, secret: SECRET };
   await fake.install({
     installationId: 1,
     account: "acme",
