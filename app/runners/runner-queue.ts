@@ -10,6 +10,11 @@
  * end: heartbeats only move `lease_until`, and the task, when it fires early, puts itself
  * back at the new end. Everything is in the database, so any app process may do it.
  */
+import {
+  compensatedAttempt,
+  compensationRunning,
+  executeTaskCurrent,
+} from "../runtime/execute-step.js";
 import type { Compensate, ExecuteStep, Json, NewRunEvent } from "../engine/types.js";
 import type { StepOutcome } from "../runner/executor.js";
 import { advanceRun } from "../runtime/advance-run.js";
@@ -21,7 +26,6 @@ import type { Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import type { NewTask, Task } from "../store/model.js";
 import { getRunById } from "../store/runs.js";
-import { getStep } from "../store/steps.js";
 import { enqueueTasks } from "../store/tasks.js";
 import type { RunnerJob } from "./runners-sql.js";
 import { enqueueRunnerJob, loseExpiredLease, markJobFinished } from "./runners-sql.js";
@@ -77,11 +81,7 @@ export function runnerTaskHandlers(options: RunnerQueueOptions = {}): Record<str
       const effect = task.payload as unknown as ExecuteStep;
       const labels = runnerLabelsFor(effect.kind, effect.spec, options);
       if (!labels) return next();
-      const runId = task.runId ?? "";
-      const step = await getStep(ctx.db, runId, effect.step);
-      const current =
-        task.stepCurrent ?? (step?.status === "running" && step.attempt === effect.attempt);
-      await queueJob(ctx, task, current, {
+      await queueJob(ctx, task, await executeTaskCurrent(ctx, task), {
         kind: "execute",
         step: effect.step,
         attempt: effect.attempt,
@@ -94,12 +94,10 @@ export function runnerTaskHandlers(options: RunnerQueueOptions = {}): Record<str
       const effect = task.payload as unknown as Compensate;
       const labels = runnerLabelsFor(effect.kind, effect.spec, options);
       if (!labels) return next();
-      const run = await getRunById(ctx.db, task.runId ?? "");
-      const current = run?.state?.steps[effect.step]?.compensation === "running";
-      await queueJob(ctx, task, current, {
+      await queueJob(ctx, task, await compensationRunning(ctx, task), {
         kind: "compensate",
         step: effect.step,
-        attempt: Number(effect.key.split("/").at(-2)) || 0,
+        attempt: compensatedAttempt(effect),
         key: effect.key,
         labels,
         payload: effect as unknown as Json,

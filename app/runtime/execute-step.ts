@@ -23,12 +23,34 @@ import { finishTask } from "./task-context.js";
 import { AttemptCancelledError, LeaseTakenOverError, ShutdownError } from "./running-attempts.js";
 import { StepLogWriter } from "./step-log-writer.js";
 
+/**
+ * Whether an `execute` task's attempt is still the step's running one. Claimed on enqueue
+ * or by `claimDueTasks`, the task already says (saves a query). For every handler of
+ * `execute` (here, runners, workflows).
+ */
+export async function executeTaskCurrent(ctx: TaskContext, task: Task): Promise<boolean> {
+  if (task.stepCurrent !== undefined) return task.stepCurrent;
+  const effect = task.payload as unknown as ExecuteStep;
+  return isAttemptCurrent(ctx, task.runId ?? "", effect.step, effect.attempt);
+}
+
+/** Whether a `compensate` task's compensation still runs (the run was not cancelled meanwhile). */
+export async function compensationRunning(ctx: TaskContext, task: Task): Promise<boolean> {
+  const effect = task.payload as unknown as Compensate;
+  const run = await getRunById(ctx.db, task.runId ?? "");
+  return run?.state?.steps[effect.step]?.compensation === "running";
+}
+
+/** The step attempt a compensation undoes: its key is `<run>/<step>/<attempt>/compensate`. */
+export function compensatedAttempt(effect: Compensate): number {
+  return Number(effect.key.split("/").at(-2)) || 0;
+}
+
 export async function executeTask(ctx: TaskContext, task: Task): Promise<void> {
   const effect = task.payload as unknown as ExecuteStep;
   const runId = task.runId ?? "";
   const current = () => isAttemptCurrent(ctx, runId, effect.step, effect.attempt);
-  // Claimed on enqueue or by `claimDueTasks`, the task already says (saves a query).
-  if (!(task.stepCurrent ?? (await current()))) {
+  if (!(await executeTaskCurrent(ctx, task))) {
     // Cancelled, timed out or already reported: nothing to run.
     await finishTask(ctx, task, () => Promise.resolve());
     return;
@@ -76,9 +98,8 @@ export async function executeTask(ctx: TaskContext, task: Task): Promise<void> {
 export async function compensateTask(ctx: TaskContext, task: Task): Promise<void> {
   const effect = task.payload as unknown as Compensate;
   const runId = task.runId ?? "";
-  const attempt = Number(effect.key.split("/").at(-2)) || 0;
-  const current = async () =>
-    (await getRunById(ctx.db, runId))?.state?.steps[effect.step]?.compensation === "running";
+  const attempt = compensatedAttempt(effect);
+  const current = () => compensationRunning(ctx, task);
   if (!(await current())) {
     await finishTask(ctx, task, () => Promise.resolve());
     return;

@@ -12,6 +12,11 @@
  * task is retried; the second run reports with the same attempt's token, and only one
  * report of outputs is accepted.
  */
+import {
+  compensatedAttempt,
+  compensationRunning,
+  executeTaskCurrent,
+} from "../../runtime/execute-step.js";
 import type { Compensate, ExecuteStep, Json, NewRunEvent } from "../../engine/types.js";
 import { advanceRun } from "../../runtime/advance-run.js";
 import type { TaskHandler } from "../../runtime/runtime.js";
@@ -22,7 +27,6 @@ import { appendLogs } from "../../store/step-logs.js";
 import { getRunById, lockRun } from "../../store/runs.js";
 import { enqueueTasks } from "../../store/tasks.js";
 import type { Transaction } from "../../store/database.js";
-import { getStep } from "../../store/steps.js";
 import type { GitHubApp } from "../github-app.js";
 import type { Octokit } from "../github-client.js";
 import { getRepository } from "../flows/live-flows-sql.js";
@@ -72,13 +76,9 @@ export function workflowDispatchHandlers(
     execute: async (ctx, task, next) => {
       const effect = task.payload as unknown as ExecuteStep;
       if (effect.kind !== "workflow") return next();
-      const runId = task.runId ?? "";
-      const step = await getStep(ctx.db, runId, effect.step);
-      const current =
-        task.stepCurrent ?? (step?.status === "running" && step.attempt === effect.attempt);
-      await dispatchJob(app, options, ctx, task, current, {
+      await dispatchJob(app, options, ctx, task, await executeTaskCurrent(ctx, task), {
         purpose: "attempt",
-        runId,
+        runId: task.runId ?? "",
         step: effect.step,
         attempt: effect.attempt,
         key: effect.key,
@@ -89,14 +89,11 @@ export function workflowDispatchHandlers(
     compensate: async (ctx, task, next) => {
       const effect = task.payload as unknown as Compensate;
       if (effect.kind !== "workflow") return next();
-      const runId = task.runId ?? "";
-      const run = await getRunById(ctx.db, runId);
-      const current = run?.state?.steps[effect.step]?.compensation === "running";
-      await dispatchJob(app, options, ctx, task, current, {
+      await dispatchJob(app, options, ctx, task, await compensationRunning(ctx, task), {
         purpose: "compensation",
-        runId,
+        runId: task.runId ?? "",
         step: effect.step,
-        attempt: Number(effect.key.split("/").at(-2)) || 0,
+        attempt: compensatedAttempt(effect),
         key: effect.key,
         spec: effect.spec,
       });
