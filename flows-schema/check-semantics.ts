@@ -31,6 +31,7 @@ import {
   usesStatusFunction,
 } from "./expressions.js";
 import type { FlowDefinition, StepDefinition, StepKind } from "./schema.js";
+import { holeContexts, SCRIPT_VARIABLE_PATTERN, scriptReference } from "./shell-quoting.js";
 import { MAX_STEPS } from "./limits.js";
 import { STEP_KINDS } from "./schema.js";
 import { didYouMean } from "./suggest.js";
@@ -244,6 +245,7 @@ class SemanticChecker {
     this.checkNeeds();
     this.checkCycles();
     this.checkExpressions();
+    this.checkScriptQuoting();
     this.checkReachability();
     return this.findings;
   }
@@ -702,6 +704,73 @@ class SemanticChecker {
     }
   }
 
+  // Script quoting ------------------------------------------------------------------------
+
+  /**
+   * The n-th `${{ }}` of a `run` or `compensate` script reaches the script as
+   * `${BATON_EXPR_<n>}` (a value never becomes syntax): warn where that reference cannot
+   * expand (single quotes, `$'…'`, a here-document with a quoted delimiter), and where a
+   * flow's own variable takes one of those names.
+   */
+  private checkScriptQuoting(): void {
+    for (const [id, step] of Object.entries(this.flow.steps)) {
+      if (typeof step.run === "string") this.checkScript(step.run, ["steps", id, "run"]);
+      const compensate = step.compensate;
+      if (typeof compensate === "string") this.checkScript(compensate, ["steps", id, "compensate"]);
+      else if (typeof compensate?.run === "string")
+        this.checkScript(compensate.run, ["steps", id, "compensate", "run"]);
+      const named: [Record<string, unknown> | undefined, DocumentPath][] = [
+        [step.env, ["steps", id, "env"]],
+        [step.with, ["steps", id, "with"]],
+        [
+          typeof compensate === "object" ? compensate.env : undefined,
+          ["steps", id, "compensate", "env"],
+        ],
+      ];
+      for (const [map, path] of named) this.checkReservedNames(map, path);
+    }
+    this.checkReservedNames(this.flow.env, ["env"]);
+  }
+
+  private checkScript(script: string, path: DocumentPath): void {
+    let parts;
+    try {
+      parts = splitTemplate(script);
+    } catch {
+      return; // an unterminated `${{` is an error of checkExpressions
+    }
+    const expressions = parts.filter((part) => part.kind === "expression");
+    if (expressions.length === 0) return;
+    const contexts = holeContexts(parts.map((part) => (part.kind === "text" ? part.value : null)));
+    expressions.forEach((part, index) => {
+      const context = contexts[index];
+      if (!context) return;
+      const written = `\${{${part.source}}}`;
+      const passed = `its value reaches the script as \`${scriptReference(index + 1)}\``;
+      let message: string | undefined;
+      if (context.kind === "single") {
+        message = `\`${written}\` is inside single quotes, where ${passed} and is not expanded; use double quotes: "${written}"`;
+      } else if (context.kind === "ansi-c") {
+        message = `\`${written}\` is inside $'…', where ${passed} and is not expanded; close the $'…' and put it in double quotes: "${written}"`;
+      } else if (context.kind === "quoted-heredoc") {
+        message = `\`${written}\` is in a here-document whose delimiter ${context.delimiter} is quoted, where ${passed} and is not expanded; unquote the delimiter (<<${context.delimiter}): the value still arrives as data`;
+      }
+      if (message !== undefined) this.at(path, part.offset - 3, written.length, message, "warning");
+    });
+  }
+
+  private checkReservedNames(map: Record<string, unknown> | undefined, path: DocumentPath): void {
+    for (const name of Object.keys(map ?? {})) {
+      if (!SCRIPT_VARIABLE_PATTERN.test(name)) continue;
+      const n = Number(name.replace(/^BATON_EXPR_/, ""));
+      this.warning(
+        [...path, name],
+        `\`${name}\` is the variable that carries the value of a script's ${ordinal(n)} \`\${{ }}\`, which wins over this one in a script that has one; rename it`,
+        "key",
+      );
+    }
+  }
+
   // Expressions ---------------------------------------------------------------------------
 
   private checkExpressions(): void {
@@ -991,6 +1060,12 @@ export function knownOutputs(step: StepDefinition): readonly string[] | undefine
   if (step.wait) return step.wait.signal !== undefined ? FIXED_OUTPUTS.waitSignal : [];
   if (step.github) return FIXED_OUTPUTS.github;
   return step.outputs;
+}
+
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  return `${n}${suffix}`;
 }
 
 function article(kind: string): string {

@@ -18,6 +18,12 @@
  *   deadline has passed, the reported outcome counts.
  * - A rerun request on a run that has not finished is recorded and ignored, not deferred.
  * - The run timeout counts from admission (queue time excluded), and again from a rerun.
+ * - A value never becomes syntax (DESIGN rule 11): the n-th `${{ }}` of a `run` or
+ *   `compensate` script becomes `${BATON_EXPR_<n>}` in the script's text, and the value
+ *   goes into the effect's env under that name (after the flow's and step's env, so it
+ *   wins a clash). The script text is a function of the flow alone. `env`, `with` and
+ *   agent prompts are values already and reach executors as data. An effect stored before
+ *   this rule (values pasted into `run`) is executed as stored.
  */
 import type { ApprovalSpec, Compensation, StepDefinition } from "../../flows-schema/schema.js";
 import { judgeSubmission } from "./approval-policy.js";
@@ -28,7 +34,7 @@ import {
   parseDuration,
 } from "./duration.js";
 import type { ExpressionScope } from "./evaluate.js";
-import { evaluateCondition, expandDeep, expandTemplate } from "./evaluate.js";
+import { evaluateCondition, expandDeep, expandScript, expandTemplate } from "./evaluate.js";
 import { needsOf, stepKind, transitiveNeeds, withDependents } from "./graph.js";
 import type { Fold } from "./replay.js";
 import { apply, fold as foldHistory, isTerminal } from "./replay.js";
@@ -232,8 +238,9 @@ function startAttempt(
       let spec: Json;
       let env: Record<string, string>;
       try {
-        spec = expandSpec(definition, scope);
-        env = stepEnv(flow, definition, scope);
+        const expanded = expandSpec(definition, scope);
+        spec = expanded.spec;
+        env = checkedEnv({ ...stepEnv(flow, definition, scope), ...expanded.env });
       } catch (error: unknown) {
         return failWith(deadline, error);
       }
@@ -693,7 +700,8 @@ function compensate(flow: FlowDefinition, run: Fold, id: string, now: Millis): B
   const started: NewRunEvent = { type: "compensation.started", at: now, step: id };
   try {
     if (typeof compensation === "string") {
-      const spec: Record<string, Json> = { run: expandTemplate(compensation, scope) };
+      const script = expandScript(compensation, scope);
+      const spec: Record<string, Json> = { run: script.script };
       if (definition["runs-on"] !== undefined) spec["runs-on"] = definition["runs-on"];
       return {
         events: [started],
@@ -704,7 +712,7 @@ function compensate(flow: FlowDefinition, run: Fold, id: string, now: Millis): B
             step: id,
             kind: "run",
             spec,
-            env: stepEnv(flow, definition, scope),
+            env: checkedEnv({ ...stepEnv(flow, definition, scope), ...script.env }),
           },
         ],
       };
@@ -715,11 +723,8 @@ function compensate(flow: FlowDefinition, run: Fold, id: string, now: Millis): B
         : compensation.github !== undefined
           ? "github"
           : "run";
-    const spec = expandDeep(compensation as unknown as Json, scope) as Record<string, Json>;
-    // A compensating command runs where the step ran unless it says otherwise.
-    if (kind === "run" && spec["runs-on"] === undefined && definition["runs-on"] !== undefined) {
-      spec["runs-on"] = definition["runs-on"];
-    }
+    const { run: command, "runs-on": runsOn, ...rest } = compensation;
+    const spec = expandDeep(rest as unknown as Json, scope) as Record<string, Json>;
     const env: Record<string, string> = {};
     for (const [name, value] of Object.entries({
       ...(flow.env ?? {}),
@@ -727,7 +732,21 @@ function compensate(flow: FlowDefinition, run: Fold, id: string, now: Millis): B
     })) {
       env[name] = expandTemplate(String(value), scope);
     }
-    return { events: [started], effects: [{ type: "compensate", key, step: id, kind, spec, env }] };
+    if (command !== undefined) {
+      const script = expandScript(command, scope);
+      spec.run = script.script;
+      Object.assign(env, script.env);
+    }
+    // Where it runs is fixed text, as for the step (a value never chooses a host); a
+    // compensating command runs where the step ran unless it says otherwise.
+    if (runsOn !== undefined) spec["runs-on"] = runsOn;
+    else if (kind === "run" && definition["runs-on"] !== undefined) {
+      spec["runs-on"] = definition["runs-on"];
+    }
+    return {
+      events: [started],
+      effects: [{ type: "compensate", key, step: id, kind, spec, env: checkedEnv(env) }],
+    };
   } catch (error: unknown) {
     // Nothing to run: the compensation fails at once, and the run goes on to the next one.
     return {
@@ -865,11 +884,25 @@ export function scopeFor(flow: FlowDefinition, run: Fold, id: string | undefined
   };
 }
 
-function expandSpec(definition: StepDefinition, scope: ExpressionScope): Json {
+/**
+ * The step's definition with its expressions evaluated: `with`, `env`, the agent's prompt
+ * and a `github` step's `with` hold the values; `run` gets references to variables, whose
+ * values come back in `env`.
+ */
+function expandSpec(
+  definition: StepDefinition,
+  scope: ExpressionScope,
+): { spec: Json; env: Record<string, string> } {
   const spec = JSON.parse(JSON.stringify(definition)) as Record<string, Json>;
-  for (const field of ["run", "with", "env"] as const) {
+  for (const field of ["with", "env"] as const) {
     const value = spec[field];
     if (value !== undefined) spec[field] = expandDeep(value, scope);
+  }
+  let env: Record<string, string> = {};
+  if (typeof definition.run === "string") {
+    const script = expandScript(definition.run, scope);
+    spec.run = script.script;
+    env = script.env;
   }
   const agent = spec.agent;
   if (
@@ -884,7 +917,22 @@ function expandSpec(definition: StepDefinition, scope: ExpressionScope): Json {
   if (github && typeof github === "object" && !Array.isArray(github) && github.with !== undefined) {
     github.with = expandDeep(github.with, scope);
   }
-  return spec;
+  return { spec, env };
+}
+
+/**
+ * No environment can carry a NUL character (execve ends the string there): say so
+ * instead of letting an executor fail on it, or cut the value short.
+ */
+function checkedEnv(env: Record<string, string>): Record<string, string> {
+  for (const [name, value] of Object.entries(env)) {
+    if (value.includes("\0")) {
+      throw new Error(
+        `the value of ${name} contains a NUL character, which an environment variable cannot hold; remove it from the value (or encode it, e.g. base64)`,
+      );
+    }
+  }
+  return env;
 }
 
 /** The flow's `env`, the step's `env` and its `with`, expanded, as strings. */

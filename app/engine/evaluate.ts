@@ -5,12 +5,14 @@
  */
 import { Evaluator, data } from "@actions/expressions";
 import type { FunctionDefinition } from "@actions/expressions/funcs/info";
+import type { TemplatePart } from "../../flows-schema/expressions.js";
 import {
   conditionSource,
   parseExpression,
   splitTemplate,
   usesStatusFunction,
 } from "../../flows-schema/expressions.js";
+import { scriptReference, scriptVariable } from "../../flows-schema/shell-quoting.js";
 import type { Json } from "./types.js";
 
 /** What expressions see. Contexts are plain JSON; status functions are precomputed booleans. */
@@ -134,12 +136,9 @@ export function evaluateCondition(
   return truthy(evaluateSource(conditionSource(condition).source, scope, true));
 }
 
-/** Expands every `${{ }}` of a template into a string. Throws `ExpressionEvaluationFailed`. */
-export function expandTemplate(template: string, scope: ExpressionScope): string {
-  if (!template.includes("${{")) return template;
-  let parts;
+function templateParts(template: string): TemplatePart[] {
   try {
-    parts = splitTemplate(template);
+    return splitTemplate(template);
   } catch (error: unknown) {
     throw new ExpressionEvaluationFailed(
       template,
@@ -149,11 +148,55 @@ export function expandTemplate(template: string, scope: ExpressionScope): string
       },
     );
   }
-  return parts
+}
+
+/** Expands every `${{ }}` of a template into a string. Throws `ExpressionEvaluationFailed`. */
+export function expandTemplate(template: string, scope: ExpressionScope): string {
+  if (!template.includes("${{")) return template;
+  return templateParts(template)
     .map((part) =>
       part.kind === "text" ? part.value : asString(evaluateSource(part.source, scope, false)),
     )
     .join("");
+}
+
+/** A shell script whose values travel beside it, in the environment. */
+export interface ExpandedScript {
+  /** The script's text: the flow's text, with `${BATON_EXPR_<n>}` for the n-th `${{ }}`. */
+  script: string;
+  /** `BATON_EXPR_<n>`: the n-th expression's value, as a template would put it in a string. */
+  env: Record<string, string>;
+}
+
+/**
+ * A `run` or `compensate` script, by construction free of values (DESIGN rule 11): each
+ * `${{ }}` becomes a reference to a variable, and its value goes into the environment under
+ * that name. The text depends only on the template, never on what the expressions are
+ * worth; the script's own quoting decides word splitting, as for any `$VAR`. Throws
+ * `ExpressionEvaluationFailed`.
+ */
+export function expandScript(template: string, scope: ExpressionScope): ExpandedScript {
+  if (!template.includes("${{")) return { script: template, env: {} };
+  const env: Record<string, string> = {};
+  let script = "";
+  let n = 0;
+  for (const part of templateParts(template)) {
+    if (part.kind === "text") {
+      script += part.value;
+      continue;
+    }
+    n += 1;
+    const value = asString(evaluateSource(part.source, scope, false));
+    if (value.includes("\0")) {
+      throw new ExpressionEvaluationFailed(
+        part.source,
+        "its value contains a NUL character, which an environment variable cannot hold; remove it (or encode the value, e.g. base64)",
+      );
+    }
+    env[scriptVariable(n)] = value;
+    script += scriptReference(n);
+  }
+  return { script, env };
 }
 
 /** Expands every string inside a JSON value (keys are left as written). */

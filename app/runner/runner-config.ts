@@ -8,7 +8,7 @@
  * concurrency: 2                    # steps at once (Default: 1)
  * kill-grace-ms: 3000               # SIGTERM → SIGKILL when a step is stopped (Default: 3000)
  * env: { NPM_TOKEN: … }             # added to every step's environment, under the step's own
- * agents:                           # `agent:` steps; `{prompt}` etc. are shell-quoted
+ * agents:                           # `agent:` steps; `{prompt}` etc. become "$BATON_AGENT_PROMPT" etc.
  *   claude: { command: "claude -p {prompt} --max-turns {max_turns}", default: true }
  *   codex:  { command: "codex exec {prompt}" }
  * ssh:                              # `runs-on: { ssh: build-vm }` (see app/runner/ssh/); the
@@ -27,7 +27,7 @@ import { parse } from "yaml";
 import type { SshHostConfig } from "./ssh/host-config.js";
 
 export interface AgentCommand {
-  /** A shell command template: {prompt}, {max_turns}, {budget_usd} are replaced, quoted. */
+  /** A shell command template: {prompt}, {max_turns}, {budget_usd} become references to variables (agent.ts). */
   command: string;
   /** The agent of `agent:` steps that name none. */
   default?: boolean;

@@ -111,8 +111,8 @@ void describe("compensation", () => {
         key: "run-1/first/1/compensate",
         step: "first",
         kind: "run",
-        spec: { run: "undo-one 42", "runs-on": ["prod"] },
-        env: {},
+        spec: { run: "undo-one ${BATON_EXPR_1}", "runs-on": ["prod"] },
+        env: { BATON_EXPR_1: "42" },
       },
     ]);
     assert.deepEqual(decide(run.flow, run.history, 5).events, []);

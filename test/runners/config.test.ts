@@ -7,7 +7,7 @@ import {
   parseRunnerConfig,
   RunnerConfigError,
 } from "../../app/runner/runner-config.js";
-import { shellQuote } from "../../app/runner/agent.js";
+import { agentCommand } from "../../app/runner/agent.js";
 import { runnerLabelsFor } from "../../app/runners/runner-queue.js";
 
 test("runs-on becomes the labels a runner must have; steps without it stay local unless they are agents", () => {
@@ -67,6 +67,17 @@ test("the configuration file: agents, SSH hosts (advertised as labels), and erro
   );
 });
 
-test("prompts are quoted for the shell: they are data, never code", () => {
-  assert.equal(shellQuote("it's $(rm -rf /)"), `'it'\\''s $(rm -rf /)'`);
+test("the agent's command is the template with references to variables: the prompt is data, never code", () => {
+  assert.equal(
+    agentCommand("claude -p {prompt} --max-turns {max_turns}"),
+    'claude -p "${BATON_AGENT_PROMPT}" --max-turns "${BATON_AGENT_MAX_TURNS}"',
+  );
+  // Whatever quoting the runner's owner wrote around a placeholder, the prompt is one word.
+  assert.equal(agentCommand('run "task: {prompt}"'), 'run "task: ${BATON_AGENT_PROMPT}"');
+  assert.equal(agentCommand("run '{prompt}'"), `run ''"\${BATON_AGENT_PROMPT}"''`);
+  assert.equal(
+    agentCommand("codex exec {prompt} # {budget_usd}"),
+    'codex exec "${BATON_AGENT_PROMPT}" # ${BATON_AGENT_BUDGET_USD}',
+  );
+  assert.throws(() => agentCommand("run $'{prompt}'"), /no shell variable expands.*outside quotes/);
 });

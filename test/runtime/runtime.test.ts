@@ -57,7 +57,9 @@ steps:
     wait: { signal: go }
   use:
     needs: go
-    run: echo 'payload=\${{ steps.go.outputs.payload }}' >> "$BATON_OUTPUT"
+    # The payload's quotes arrive as data: double quotes are enough (single quotes would
+    # keep the variable that carries it from expanding).
+    run: echo "payload=\${{ steps.go.outputs.payload }}" >> "$BATON_OUTPUT"
 `,
   "approve.yml": `
 steps:
