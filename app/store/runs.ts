@@ -109,14 +109,20 @@ export async function getRunById(db: Queryable, id: string): Promise<Run | undef
   return row ? toRun(row) : undefined;
 }
 
-/** Runs whose id starts with `prefix` (at most `limit`). */
-export async function findRunsByIdPrefix(db: Queryable, prefix: string, limit = 2): Promise<Run[]> {
+/** Runs whose id starts with `prefix` (at most `limit`), of one repository when given. */
+export async function findRunsByIdPrefix(
+  db: Queryable,
+  prefix: string,
+  limit = 2,
+  repository?: string,
+): Promise<Run[]> {
   // The prefix is data, not a pattern: escape LIKE's wildcards.
   const escaped = prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
-  const result = await db.query<DbRun>("SELECT * FROM runs WHERE id LIKE $1 ORDER BY id LIMIT $2", [
-    `${escaped}%`,
-    limit,
-  ]);
+  const result = await db.query<DbRun>(
+    `SELECT * FROM runs WHERE id LIKE $1 AND ($3::text IS NULL OR repository = $3)
+      ORDER BY id LIMIT $2`,
+    [`${escaped}%`, limit, repository ?? null],
+  );
   return result.rows.map(toRun);
 }
 
