@@ -344,7 +344,7 @@ for (const backend of BACKENDS) {
             },
           }),
           duplex: "half",
-        } as RequestInit);
+        });
         assert.equal(chunked.status, 503);
         assert.equal(chunked.headers.get("retry-after"), "5");
         slow.write(body.slice(10));
