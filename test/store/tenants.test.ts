@@ -7,7 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -173,6 +175,46 @@ describe("the embedded database's files are private", () => {
       assert.equal(statSync(join(dir, "extra", "server.json")).mode & 0o777, 0o600);
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe("a data directory this user may not make private", () => {
+  test("is refused with the command that fixes it, and nothing is written into it", async () => {
+    const parent = await mkdtemp(join(tmpdir(), "baton-foreign-"));
+    try {
+      // Another user's directory, open to everyone. As root, the refused process runs as
+      // nobody (uid 65534) against root's directory; otherwise this user meets the
+      // filesystem's root, which is root's.
+      const asRoot = process.getuid?.() === 0;
+      const dir = asRoot ? join(parent, "data") : "/";
+      if (asRoot) {
+        chmodSync(parent, 0o755);
+        mkdirSync(dir, { mode: 0o777 });
+        chmodSync(dir, 0o777);
+      }
+      const pglite = fileURLToPath(new URL("../../app/store/pglite.js", import.meta.url));
+      const script = `
+        const { openPglite } = await import(${JSON.stringify(pglite)});
+        try { await openPglite(${JSON.stringify(dir)}); console.log("opened"); }
+        catch (error) { console.log(JSON.stringify({ name: error.name, message: error.message })); }`;
+      const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        encoding: "utf8",
+        ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      });
+      const answer = JSON.parse(child.stdout.trim()) as { name: string; message: string };
+      assert.equal(answer.name, "DataDirPermissionsError", child.stderr);
+      assert.match(answer.message, /must be private to its owner/);
+      assert.match(
+        answer.message,
+        /chown -R "\$\(id -u\):\$\(id -g\)" '.*' && chmod -R u\+rwX,go= /,
+      );
+      if (asRoot) {
+        assert.deepEqual(readdirSync(dir), [], "no lock, no pgdata");
+        assert.equal(statSync(dir).mode & 0o777, 0o777, "and its modes are not touched");
+      }
+    } finally {
+      await rm(parent, { recursive: true, force: true });
     }
   });
 });
