@@ -281,8 +281,10 @@ export const webhookSecretCommand: Command = async (args, io) => {
     io.stdout.write(
       "Usage: baton webhook-secret <owner/repo> <flow> [--rotate] [--json]\n\n" +
         "Print the secret that signs requests to a live flow's webhook trigger (`on.webhook`):\n" +
-        "POST /api/flows/<owner>/<repo>/<flow>/webhook with the header\n" +
-        "X-Baton-Signature-256: sha256=<HMAC-SHA256 of the body, hex>. Repository admins only.\n" +
+        "POST /api/flows/<owner>/<repo>/<flow>/webhook with the headers\n" +
+        "X-Baton-Timestamp: <Unix seconds>, X-Baton-Delivery: <a new id per request> and\n" +
+        "X-Baton-Signature-256: sha256=<HMAC-SHA256 of v1:<timestamp>:<delivery>:<body>, hex>.\n" +
+        "Repository admins only.\n" +
         "  --rotate  make a new secret; the old one stops working at once\n" +
         "Keep the secret where the sender keeps secrets; Baton does not show it in logs.\n",
     );
@@ -302,7 +304,8 @@ export const webhookSecretCommand: Command = async (args, io) => {
     else
       io.stdout.write(
         `${secret.rotated ? "New webhook secret" : "Webhook secret"} of ${secret.repository}/${secret.flow}:\n` +
-          `${secret.secret}\n\nPOST ${url}\nsigned with it: X-Baton-Signature-256: sha256=<HMAC-SHA256 of the body, hex>.\n`,
+          `${secret.secret}\n\nPOST ${url}\nsigned with it: X-Baton-Timestamp: <Unix seconds>, X-Baton-Delivery: <a new id>,\n` +
+          `X-Baton-Signature-256: sha256=<HMAC-SHA256 of v1:<timestamp>:<delivery>:<body>, hex>.\n`,
       );
     return EXIT.ok;
   } finally {

@@ -10,6 +10,13 @@
  * - 401 missing or wrong signature, 400 malformed headers or body, 413 over 25 MB,
  *   415 an unknown content type: each recorded in `github_delivery_rejections` with the
  *   claimed delivery id and event and the reason, never the body;
+ * - 503 with Retry-After when the bodies being received and not yet verified would take
+ *   more memory than `maxUnverifiedBytes` (Default: 64 MiB): nothing of a request is
+ *   trusted before its signature, and its signature covers the whole body, so what
+ *   unverified requests may hold is bounded instead (a declared Content-Length is
+ *   reserved before a byte is read; a chunked body as it arrives). Logged, not recorded:
+ *   it says the app is busy, not that the request was wrong, and GitHub shows the
+ *   delivery as failed, to be redelivered;
  * - 503 when the database refuses the write: GitHub then shows the delivery as failed,
  *   and it can be redelivered (by hand, or by the recovery that issue 4 adds).
  *
@@ -27,12 +34,18 @@ import type { Database, Queryable } from "../store/database.js";
 import { pgErrorCode } from "../store/database.js";
 import type { NewDelivery } from "./deliveries-sql.js";
 import { insertDeliveries, insertDelivery, insertRejection } from "./deliveries-sql.js";
-import { verifyWebhookSignature } from "./webhook-signature.js";
+import { StreamingSignatureCheck } from "./webhook-signature.js";
 
 export const WEBHOOK_PATH = "/api/github/webhooks";
 
 /** GitHub caps webhook payloads at 25 MB; anything larger did not come from GitHub. */
 export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
+
+/**
+ * What all bodies received but not yet verified may hold at once: 64 MiB, two and a half
+ * of the largest deliveries, or hundreds of the usual ones (GitHub's are mostly a few KB).
+ */
+export const MAX_UNVERIFIED_BYTES = 64 * 1024 * 1024;
 
 /** Longer claimed ids or event names are cut when recorded: they are unverified input. */
 const MAX_RECORDED_HEADER = 100;
@@ -50,6 +63,8 @@ export interface WebhookInboxOptions {
   log?: Logger;
   /** (Default: MAX_WEBHOOK_BYTES) */
   maxBytes?: number;
+  /** Memory for bodies not yet verified, all requests together. (Default: MAX_UNVERIFIED_BYTES) */
+  maxUnverifiedBytes?: number;
   /** The clock. (Default: Date.now) */
   now?: () => number;
 }
@@ -61,7 +76,26 @@ class Rejection {
   constructor(
     readonly status: number,
     readonly reason: string,
+    /** Refused for want of memory, not for what the request is: answered, not recorded. */
+    readonly busy = false,
   ) {}
+}
+
+/** Bytes that unverified bodies hold, against a budget shared by every request. */
+class MemoryBudget {
+  #used = 0;
+  constructor(readonly limit: number) {}
+
+  /** Take `bytes` if they fit; false (nothing taken) if not. */
+  take(bytes: number): boolean {
+    if (this.#used + bytes > this.limit) return false;
+    this.#used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.#used -= bytes;
+  }
 }
 
 /**
@@ -72,6 +106,7 @@ export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
   const log = options.log ?? stderrLogger;
   const now = options.now ?? Date.now;
   const maxBytes = options.maxBytes ?? MAX_WEBHOOK_BYTES;
+  const budget = new MemoryBudget(options.maxUnverifiedBytes ?? MAX_UNVERIFIED_BYTES);
   if (options.secret === "") {
     // An empty key would make every signature computable by anyone.
     throw new Error("The webhook secret is empty: set WEBHOOK_SECRET to the app's webhook secret.");
@@ -87,6 +122,17 @@ export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
     const remoteAddress = request.socket.remoteAddress;
 
     const reject = async (rejection: Rejection): Promise<void> => {
+      if (rejection.busy) {
+        log.warn("webhook delivery refused: too many unverified bodies at once", {
+          deliveryId: deliveryId?.slice(0, MAX_RECORDED_HEADER),
+          event: event?.slice(0, MAX_RECORDED_HEADER),
+          remoteAddress,
+        });
+        response.setHeader("retry-after", "5");
+        response.setHeader("connection", "close");
+        send(response, 503, { error: rejection.reason });
+        return;
+      }
       const record = {
         deliveryId: deliveryId?.slice(0, MAX_RECORDED_HEADER),
         event: event?.slice(0, MAX_RECORDED_HEADER),
@@ -109,10 +155,14 @@ export function createWebhookInbox(options: WebhookInboxOptions): WebhookInbox {
       request.resume();
       return;
     }
-    const body = await readBody(request, maxBytes);
+    const check = new StreamingSignatureCheck(options.secret);
+    const body = await readBody(request, maxBytes, budget, (chunk) => check.update(chunk));
     if (body instanceof Rejection) return reject(body);
     // The signature first: nothing of an unsigned request is trusted, parsed or stored.
-    if (!verifyWebhookSignature(options.secret, body, header(request, "x-hub-signature-256"))) {
+    const verified = check.verify(header(request, "x-hub-signature-256"));
+    // Verified or not, the body no longer counts against what unverified bodies may hold.
+    budget.give(body.length);
+    if (!verified) {
       const signed = header(request, "x-hub-signature-256") !== undefined;
       return reject(
         new Rejection(
@@ -301,33 +351,75 @@ function numberHeader(request: IncomingMessage, name: string): number | undefine
   return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
 }
 
-/** The raw body, or a Rejection when it exceeds `maxBytes` (checked while reading). */
-function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | Rejection> {
+/**
+ * The raw body, each chunk given to `onChunk` as it arrives, or a Rejection when it exceeds
+ * `maxBytes` (checked while reading) or does not fit in the `budget`. The body's bytes are
+ * taken from the budget; the caller gives them back once the body is verified.
+ */
+function readBody(
+  request: IncomingMessage,
+  maxBytes: number,
+  budget: MemoryBudget,
+  onChunk: (chunk: Buffer) => void,
+): Promise<Buffer | Rejection> {
   const tooLarge = new Rejection(413, `The body exceeds ${maxBytes} bytes`);
+  const busy = new Rejection(
+    503,
+    "Too many webhook bodies are being received at once; redeliver it later",
+    true,
+  );
   const declared = Number(request.headers["content-length"]);
   if (Number.isFinite(declared) && declared > maxBytes) {
     request.resume();
     return Promise.resolve(tooLarge);
+  }
+  // A declared length is reserved before a byte is read; a chunked body chunk by chunk.
+  let reserved = Number.isFinite(declared) && declared >= 0 ? declared : 0;
+  if (!budget.take(reserved)) {
+    request.resume();
+    return Promise.resolve(busy);
   }
   // Events rather than `for await`: leaving a `for await` early destroys the request's
   // socket, and the 413 could not be sent.
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let failed: Rejection | undefined;
+    const fail = (rejection: Rejection) => {
+      // Keep draining without keeping, so that the answer can still be sent.
+      failed = rejection;
+      chunks.length = 0;
+      budget.give(reserved);
+      reserved = 0;
+      resolve(rejection);
+    };
     request.on("data", (chunk: Buffer) => {
+      if (failed) return;
       size += chunk.length;
-      if (size > maxBytes) {
-        // Keep draining without keeping, so that the answer can still be sent.
-        chunks.length = 0;
-        resolve(tooLarge);
-      } else {
-        chunks.push(chunk);
+      if (size > maxBytes) return fail(tooLarge);
+      if (size > reserved) {
+        if (!budget.take(size - reserved)) return fail(busy);
+        reserved = size;
       }
+      onChunk(chunk);
+      chunks.push(chunk);
     });
-    request.on("end", () => resolve(size > maxBytes ? tooLarge : Buffer.concat(chunks)));
-    request.on("error", () =>
-      resolve(new Rejection(400, "The request failed while its body was read")),
-    );
+    let ended = false;
+    request.on("end", () => {
+      ended = true;
+      if (failed) return;
+      const body = Buffer.concat(chunks);
+      // A body shorter than declared gives back what it did not use.
+      budget.give(reserved - body.length);
+      reserved = body.length;
+      resolve(body);
+    });
+    // A sender gone mid-body: give its reservation back (an abort may come as either).
+    const broken = () => {
+      if (!failed && !ended) fail(new Rejection(400, "The request failed while its body was read"));
+    };
+    request.on("error", broken);
+    request.on("close", broken);
   });
 }
 

@@ -7,7 +7,7 @@
  * string, while the signature covers the exact bytes received. The tests sign with
  * @octokit/webhooks-methods, so the two implementations are checked against each other.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual, type Hmac } from "node:crypto";
 
 const PREFIX = "sha256=";
 
@@ -32,4 +32,29 @@ export function verifyWebhookSignature(
   const given = Buffer.from(hex, "hex");
   const expected = createHmac("sha256", secret).update(body).digest();
   return timingSafeEqual(given, expected);
+}
+
+/**
+ * A signature check fed as the body streams in (no second pass over a 25 MB body):
+ * `update` each chunk, then `verify` the header once the body has ended.
+ */
+export class StreamingSignatureCheck {
+  readonly #hmac: Hmac;
+
+  constructor(secret: string) {
+    this.#hmac = createHmac("sha256", secret);
+  }
+
+  update(chunk: Uint8Array): void {
+    this.#hmac.update(chunk);
+  }
+
+  /** Whether `header` signs everything given to `update`. Call once. */
+  verify(header: string | undefined): boolean {
+    const expected = this.#hmac.digest();
+    if (header === undefined || !header.startsWith(PREFIX)) return false;
+    const hex = header.slice(PREFIX.length);
+    if (!/^[0-9a-f]{64}$/i.test(hex)) return false;
+    return timingSafeEqual(Buffer.from(hex, "hex"), expected);
+  }
 }

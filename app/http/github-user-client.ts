@@ -219,6 +219,8 @@ export class WorkflowClient extends GitHubUserClient {
           Promise.resolve(repository.toLowerCase() === own ? "write" : "none"),
       },
     });
+    // `flow#3`, an id or a prefix name a run of the workflow's own repository only.
+    this.refScope = options.identity.repository;
   }
 
   override decide(): Promise<ApprovalVerdict> {

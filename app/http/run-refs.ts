@@ -11,24 +11,38 @@ import { getInstalledRepository } from "./live-flows-sql.js";
 /** How many runs a prefix or a number may match before the answer is "ambiguous". */
 const MAX_CANDIDATES = 5;
 
-/** The runs a reference may mean (none, one, or several when it is ambiguous). */
-export async function findRunCandidates(db: Queryable, ref: string): Promise<Run[]> {
+/**
+ * The runs a reference may mean (none, one, or several when it is ambiguous). With
+ * `within`, only runs of that repository (as stored: `owner/repo`, or `local` for the
+ * data directory's own runs): a number, an id or a prefix never reaches another
+ * repository's run, and `owner/repo/flow#n` naming another repository means nothing.
+ */
+export async function findRunCandidates(
+  db: Queryable,
+  ref: string,
+  within?: string,
+): Promise<Run[]> {
+  if (within !== undefined && within !== "local")
+    within = (await getInstalledRepository(db, within))?.repository ?? within;
+  const inScope = (runs: Run[]) =>
+    within === undefined ? runs : runs.filter((run) => run.repository === within);
   const inRepository = /^([^/\s#]+)\/([^/\s#]+)\/([^/\s#]+)#(\d+)$/.exec(ref);
   if (inRepository) {
     const [, owner, repo, flow = "", number] = inRepository;
     // GitHub names are case-insensitive; runs keep the spelling the app was given.
     const repository = `${owner}/${repo}`;
     const spelled = (await getInstalledRepository(db, repository))?.repository ?? repository;
-    return findRunsByNumber(db, flow, Number(number), spelled);
+    if (within !== undefined && spelled.toLowerCase() !== within.toLowerCase()) return [];
+    return inScope(await findRunsByNumber(db, flow, Number(number), spelled));
   }
   const numbered = /^([^/\s#]+)#(\d+)$/.exec(ref);
-  if (numbered) return findRunsByNumber(db, numbered[1] ?? "", Number(numbered[2]));
+  if (numbered) return findRunsByNumber(db, numbered[1] ?? "", Number(numbered[2]), within);
   if (/^[0-9a-f-]{36}$/i.test(ref)) {
     const run = await getRunById(db, ref.toLowerCase());
-    return run ? [run] : [];
+    return run ? inScope([run]) : [];
   }
   if (/^[0-9a-f-]{4,}$/i.test(ref))
-    return findRunsByIdPrefix(db, ref.toLowerCase(), MAX_CANDIDATES);
+    return findRunsByIdPrefix(db, ref.toLowerCase(), MAX_CANDIDATES, within);
   return [];
 }
 

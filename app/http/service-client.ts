@@ -177,12 +177,18 @@ export class ServiceClient implements BatonApi {
     return { run: await this.resolveRun(ref), facts: this.#facts };
   }
 
+  /**
+   * The repository run references resolve within, when the client is one repository's
+   * (a workflow's OIDC identity). (Default: none: every run the client may see)
+   */
+  protected refScope: string | undefined = undefined;
+
   /** The one run `ref` names among those `visible` keeps (Default: all). */
   protected async resolveRun(
     ref: string,
     visible: (runs: Run[]) => Promise<Run[]> = (runs) => Promise.resolve(runs),
   ): Promise<Run> {
-    const runs = await visible(await findRunCandidates(this.store, ref));
+    const runs = await visible(await findRunCandidates(this.store, ref, this.refScope));
     if (runs.length === 0) throw new RunNotFoundError(ref);
     if (runs.length > 1)
       throw new AmbiguousRunRefError(

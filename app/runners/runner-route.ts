@@ -39,9 +39,11 @@ import {
   createRegistrationToken,
   dropStaleQueuedJobs,
   getRunner,
+  jobsOutsideScope,
   listRunners,
   lockHeldJob,
   recordLateResult,
+  recordRunnerRefusals,
   registerRunner,
   renewRunnerLeases,
   revokeRunner,
@@ -141,6 +143,42 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
         `runner ${runner.name} (${runner.id}) was revoked; register it again with a new registration token`,
       );
     return runner;
+  };
+
+  /**
+   * Refuse (403) a request naming a job outside the runner's scope, and record it: such a
+   * job is another tenant's, and nothing of the request may reach it (no result, no late
+   * result, no log, not even whether its attempt is current). Asked only on the paths
+   * where the runner does not hold the lease (a held lease is always in scope: a runner
+   * claims only its scope's jobs), so an honest runner's requests cost nothing more.
+   */
+  const refuseOutsideScope = async (
+    runner: Runner,
+    request: "result" | "heartbeat" | "logs",
+    keys: readonly string[],
+  ): Promise<void> => {
+    const outside = await jobsOutsideScope(db, runner.id, keys);
+    if (outside.length === 0) return;
+    const reason = `job outside the runner's scope (${runner.scope.kind} ${runner.scope.name})`;
+    try {
+      await recordRunnerRefusals(
+        db,
+        outside.map((key) => ({ runnerId: runner.id, request, key, reason })),
+      );
+    } catch (error: unknown) {
+      log.error("could not record a runner's refused request", { runnerId: runner.id, error });
+    }
+    log.warn("refused a runner's request for a job outside its scope", {
+      runnerId: runner.id,
+      request,
+      keys: outside,
+      scope: runner.scope,
+    });
+    throw new HttpError(
+      403,
+      "outside_scope",
+      `runner ${runner.name} (${runner.scope.kind} ${runner.scope.name}) may not report on ${outside.join(", ")}: the job is not in its scope`,
+    );
   };
 
   const claim = async (runner: Runner, slots: number): Promise<ClaimedJob[]> => {
@@ -270,6 +308,8 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
           return { status: 200, body: { leases: [], leaseMs } };
         const woken = waiters.cancelOf(leases.map((lease) => lease.key));
         const states = await renewRunnerLeases(db, runner.id, leases, leaseMs);
+        const unheld = states.filter((state) => !state.held).map((state) => state.key);
+        if (first) await refuseOutsideScope(runner, "heartbeat", unheld);
         const stop = states.some((state) => !state.held || !state.current);
         if (stop || Date.now() >= until) {
           woken.cancel();
@@ -292,8 +332,10 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       );
       const target = job.rows[0];
       // Output of a lease that is no longer the job's belongs to no attempt: dropped.
-      if (!target)
+      if (!target) {
+        await refuseOutsideScope(runner, "logs", [key]);
         return { status: 409, body: { accepted: false, reason: "the lease is not held" } };
+      }
       await appendLogs(
         db,
         chunks.flatMap((chunk: unknown) => {
@@ -331,6 +373,7 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
         return true;
       });
       if (accepted) return { status: 200, body: { accepted: true } };
+      await refuseOutsideScope(runner, "result", [key]);
       const reason =
         "the lease is not held any more (it ran out, or the job ended); the result is ignored";
       const kept = await recordLateResult(db, key, {

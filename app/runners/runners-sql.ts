@@ -422,17 +422,94 @@ export async function loseExpiredLease(
   return { job: toJob(row) };
 }
 
-/** Keep a result that came under a lease the job no longer has (it is otherwise ignored). */
+/** Late results kept per job; later ones are only counted (`late_results_dropped`). */
+export const MAX_LATE_RESULTS = 10;
+
+/**
+ * Keep a result that came under a lease the job no longer has (it is otherwise ignored):
+ * the first MAX_LATE_RESULTS of a job, then only their number. False when no such job.
+ */
 export async function recordLateResult(
   db: Queryable,
   key: string,
   late: LateResult,
 ): Promise<boolean> {
   const result = await db.query(
-    "UPDATE runner_jobs SET late_results = late_results || $2::jsonb WHERE key = $1",
-    [key, JSON.stringify([late])],
+    `UPDATE runner_jobs
+        SET late_results = CASE WHEN jsonb_array_length(late_results) < $3
+                                THEN late_results || $2::jsonb ELSE late_results END,
+            late_results_dropped = late_results_dropped
+              + CASE WHEN jsonb_array_length(late_results) < $3 THEN 0 ELSE 1 END
+      WHERE key = $1`,
+    [key, JSON.stringify([late]), MAX_LATE_RESULTS],
   );
   return result.rowCount > 0;
+}
+
+/**
+ * Of `keys`, the jobs that exist and that runner `runnerId`'s scope does not cover (another
+ * repository, organisation or installation). A runner never claims such a job, so any
+ * request of its about one is refused (DESIGN.md rule 12).
+ */
+export async function jobsOutsideScope(
+  db: Queryable,
+  runnerId: string,
+  keys: readonly string[],
+): Promise<string[]> {
+  if (keys.length === 0) return [];
+  const result = await db.query<{ key: string }>(
+    `SELECT j.key FROM runner_jobs j, runners ru
+      WHERE ru.id = $1 AND j.key = ANY ($2::text[]) AND NOT ${IN_SCOPE}
+      ORDER BY j.key`,
+    [runnerId, [...keys]],
+  );
+  return result.rows.map((row) => row.key);
+}
+
+export interface RunnerRefusal {
+  runnerId: string;
+  request: "result" | "heartbeat" | "logs";
+  key: string;
+  reason: string;
+  at?: Date;
+}
+
+/** Record that a runner asked about a job outside its scope (one row per job named). */
+export async function recordRunnerRefusals(
+  db: Queryable,
+  refusals: readonly RunnerRefusal[],
+): Promise<void> {
+  if (refusals.length === 0) return;
+  await db.query(
+    `INSERT INTO runner_refusals (runner_id, request, key, reason)
+     SELECT r ->> 'runnerId', r ->> 'request', left(r ->> 'key', 300), r ->> 'reason'
+       FROM jsonb_array_elements($1::jsonb) AS r`,
+    [JSON.stringify(refusals)],
+  );
+}
+
+export async function listRunnerRefusals(
+  db: Queryable,
+  runnerId: string,
+): Promise<Required<RunnerRefusal>[]> {
+  const result = await db.query<{
+    runner_id: string;
+    request: RunnerRefusal["request"];
+    key: string;
+    reason: string;
+    at: Date;
+  }>(
+    `SELECT runner_id, request, key, reason, at FROM runner_refusals
+      WHERE runner_id = $1 ORDER BY at, id`,
+    [runnerId],
+  );
+  return result.rows.map((row) => ({
+    runnerId: row.runner_id,
+    request: row.request,
+    key: row.key,
+    reason: row.reason,
+    at: new Date(row.at),
+  }));
 }
 
 /** Jobs a runner holds (for `baton runner list` and tests). */

@@ -14,6 +14,7 @@ import type { Json, Millis, NewRunEvent, RunMeta, Trigger } from "../engine/type
 import type { Transaction } from "../store/database.js";
 import { uuidv7 } from "../store/ids.js";
 import type { FlowVersion, RunGitHub } from "../store/model.js";
+import type { ConcurrencyScope } from "../store/runs.js";
 import {
   allocateRunNumber,
   insertRun,
@@ -68,8 +69,9 @@ export async function createRun(
   }
   let admitted = true;
   if (concurrency) {
-    await lockConcurrencyGroup(tx, concurrency.group);
-    const unfinished = await unfinishedRunsInGroup(tx, concurrency.group);
+    const scope = { repository: version.repository, group: concurrency.group };
+    await lockConcurrencyGroup(tx, scope);
+    const unfinished = await unfinishedRunsInGroup(tx, scope);
     if (unfinished.length > 0) {
       switch (concurrency.mode) {
         case "reject":
@@ -130,13 +132,13 @@ export async function createRun(
 }
 
 /**
- * After a run of `group` ended: if nothing in the group is active any more, admit the
- * oldest queued run. Returns its id, if any.
+ * After a run of `group` (in its repository) ended: if nothing in the group is active any
+ * more, admit the oldest queued run. Returns its id, if any.
  */
 export async function admitNextInGroup(
   tx: Transaction,
   flows: FlowCache,
-  group: string,
+  group: ConcurrencyScope,
   now: Millis,
 ): Promise<string | undefined> {
   await lockConcurrencyGroup(tx, group);

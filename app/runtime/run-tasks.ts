@@ -226,8 +226,17 @@ export async function runEndedTask(ctx: TaskContext, task: Task): Promise<void> 
   const runId = task.runId ?? "";
   await finishTask(ctx, task, async (tx, handoff) => {
     const now = ctx.now();
-    if (effect.concurrencyGroup !== undefined)
-      await admitNextInGroup(tx, ctx.flows, effect.concurrencyGroup, now);
+    if (effect.concurrencyGroup !== undefined) {
+      // The group is the repository's: the ended run says which repository.
+      const ended = await getRunById(tx, runId);
+      if (ended)
+        await admitNextInGroup(
+          tx,
+          ctx.flows,
+          { repository: ended.repository, group: effect.concurrencyGroup },
+          now,
+        );
+    }
     if (effect.parent) {
       const child = await getRunById(tx, runId);
       const name = child ? `${child.flow}#${child.number}` : runId;

@@ -39,7 +39,7 @@ export function readLockOwner(dataDir: string): LockOwner | undefined {
 }
 
 export function acquireDataDirLock(dataDir: string): DataDirLock {
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = lockFileOf(dataDir);
   let owner: LockOwner = {
     pid: process.pid,
@@ -48,7 +48,7 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
   };
   for (let tries = 0; ; tries++) {
     try {
-      writeFileSync(file, JSON.stringify(owner), { flag: "wx" });
+      writeFileSync(file, JSON.stringify(owner), { flag: "wx", mode: 0o600 });
       break;
     } catch (error: unknown) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST" || tries >= 5) throw error;

@@ -10,6 +10,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir-lock.js";
 import type { Database, NotifyChannel, Queryable, QueryResult, Transaction } from "./database.js";
 import { Mutex } from "./mutex.js";
+import { makePrivate } from "./private-dir.js";
 
 export interface PgliteDatabase extends Database {
   readonly kind: "pglite";
@@ -18,13 +19,21 @@ export interface PgliteDatabase extends Database {
   readonly lock: DataDirLock;
 }
 
-/** Open (creating if needed) the embedded database in `dataDir` (its Postgres files are in `pgdata/`). */
+/**
+ * Open (creating if needed) the embedded database in `dataDir` (its Postgres files are in
+ * `pgdata/`). The directory is made private first (0700, its files 0600; see
+ * private-dir.ts), or refused with `DataDirPermissionsError` saying how to fix it.
+ */
 export async function openPglite(dataDir: string): Promise<PgliteDatabase> {
   const dir = resolve(dataDir);
+  // Before anything is written into it: a directory others can enter is closed first.
+  makePrivate(dir);
   const lock = acquireDataDirLock(dir);
   let db: PGlite;
   try {
     db = await PGlite.create(join(dir, "pgdata"));
+    // PGlite extracted its cluster with the archive's modes (0666): tighten them now.
+    makePrivate(dir);
   } catch (error: unknown) {
     lock.release();
     throw error;
@@ -95,7 +104,12 @@ export async function openPglite(dataDir: string): Promise<PgliteDatabase> {
       if (closed) return;
       closed = true;
       await mutex.run(() => db.close());
-      lock.release();
+      try {
+        // PGlite rewrites a few files as 0644 while it runs (pg_internal.init).
+        makePrivate(dir);
+      } finally {
+        lock.release();
+      }
     },
   };
 }

@@ -109,14 +109,20 @@ export async function getRunById(db: Queryable, id: string): Promise<Run | undef
   return row ? toRun(row) : undefined;
 }
 
-/** Runs whose id starts with `prefix` (at most `limit`). */
-export async function findRunsByIdPrefix(db: Queryable, prefix: string, limit = 2): Promise<Run[]> {
+/** Runs whose id starts with `prefix` (at most `limit`), of one repository when given. */
+export async function findRunsByIdPrefix(
+  db: Queryable,
+  prefix: string,
+  limit = 2,
+  repository?: string,
+): Promise<Run[]> {
   // The prefix is data, not a pattern: escape LIKE's wildcards.
   const escaped = prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
-  const result = await db.query<DbRun>("SELECT * FROM runs WHERE id LIKE $1 ORDER BY id LIMIT $2", [
-    `${escaped}%`,
-    limit,
-  ]);
+  const result = await db.query<DbRun>(
+    `SELECT * FROM runs WHERE id LIKE $1 AND ($3::text IS NULL OR repository = $3)
+      ORDER BY id LIMIT $2`,
+    [`${escaped}%`, limit, repository ?? null],
+  );
   return result.rows.map(toRun);
 }
 
@@ -176,21 +182,36 @@ export async function listRuns(db: Queryable, filter: RunFilter = {}): Promise<R
 }
 
 /**
+ * A concurrency group is the group key a flow evaluates, within one repository (locally:
+ * the data directory, whose runs all have repository `local`). Two repositories that
+ * name the same group share nothing (DESIGN.md rule 12).
+ */
+export interface ConcurrencyScope {
+  repository: string;
+  group: string;
+}
+
+/**
  * Serialise everything that decides who may run in a concurrency group, for the rest of
  * the transaction, across processes (a transaction-scoped advisory lock on the group key).
  */
-export async function lockConcurrencyGroup(tx: Queryable, group: string): Promise<void> {
+export async function lockConcurrencyGroup(tx: Queryable, scope: ConcurrencyScope): Promise<void> {
+  // JSON keeps the two parts apart: no repository and group can spell another pair's key.
   await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-    `baton:concurrency:${group}`,
+    `baton:concurrency:${JSON.stringify([scope.repository, scope.group])}`,
   ]);
 }
 
 /** Runs of a group that are not finished, oldest first: active (admitted) and queued. */
-export async function unfinishedRunsInGroup(tx: Queryable, group: string): Promise<Run[]> {
+export async function unfinishedRunsInGroup(
+  tx: Queryable,
+  scope: ConcurrencyScope,
+): Promise<Run[]> {
   const result = await tx.query<DbRun>(
-    `SELECT * FROM runs WHERE concurrency_group = $1 AND status IN ('queued', 'running', 'compensating')
+    `SELECT * FROM runs
+      WHERE repository = $1 AND concurrency_group = $2 AND status IN ('queued', 'running', 'compensating')
       ORDER BY created_at, number`,
-    [group],
+    [scope.repository, scope.group],
   );
   return result.rows.map(toRun);
 }

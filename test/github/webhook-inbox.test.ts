@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { Delivery } from "../../app/github/deliveries-sql.js";
 import { getDelivery } from "../../app/github/deliveries-sql.js";
@@ -27,7 +27,7 @@ interface Inbox {
 
 async function startInbox(
   store: Database,
-  options: { onStored?: (id: string) => void; maxBytes?: number } = {},
+  options: { onStored?: (id: string) => void; maxBytes?: number; maxUnverifiedBytes?: number } = {},
 ): Promise<Inbox> {
   const inbox = createWebhookInbox({ store, secret: SECRET, log: silentLogger, ...options });
   const server: Server = createServer((request, response) => {
@@ -293,6 +293,98 @@ for (const backend of BACKENDS) {
           "SELECT column_name FROM information_schema.columns WHERE table_name = 'github_delivery_rejections'",
         );
         assert.ok(!columns.rows.some((c) => /payload|body/.test(c.column_name)));
+      } finally {
+        await inbox.close();
+      }
+    });
+
+    test("unverified bodies share a memory budget: past it, 503 with Retry-After (not recorded), and the budget comes back", async () => {
+      const inbox = await startInbox(store, { maxUnverifiedBytes: 10_000 });
+      const url = new URL(inbox.url);
+      try {
+        // A sender that declares 8,000 bytes, sends a few and waits: they are reserved.
+        const payload = { zen: "Design for failure.", padding: "p".repeat(7_900) };
+        const body = JSON.stringify(payload);
+        const slow = connect(Number(url.port), url.hostname);
+        await new Promise<void>((resolve) => slow.once("connect", resolve));
+        let text = "";
+        const answered = new Promise<string>((resolve) => {
+          slow.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          slow.on("end", () => resolve(text));
+        });
+        slow.write(
+          `POST ${WEBHOOK_PATH} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+            `x-github-delivery: budget-slow\r\nx-github-event: ping\r\n` +
+            `x-hub-signature-256: ${signWebhookBody(SECRET, body)}\r\n` +
+            `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body.slice(0, 10)}`,
+        );
+        await sleep(100);
+        // 4,000 more would not fit (declared, or chunked: refused as the chunks come).
+        const other = { zen: "Speak like a human.", padding: "q".repeat(4_000) };
+        const refused = await sendWebhook({
+          url: inbox.url,
+          secret: SECRET,
+          event: "ping",
+          payload: other,
+          deliveryId: "budget-declared",
+        });
+        assert.equal(refused.status, 503);
+        const chunked = await fetch(inbox.url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-github-delivery": "budget-chunked",
+            "x-github-event": "ping",
+            "x-hub-signature-256": signWebhookBody(SECRET, JSON.stringify(other)),
+          },
+          body: new ReadableStream({
+            start(controller) {
+              controller.enqueue(new TextEncoder().encode(JSON.stringify(other)));
+              controller.close();
+            },
+          }),
+          duplex: "half",
+        });
+        assert.equal(chunked.status, 503);
+        assert.equal(chunked.headers.get("retry-after"), "5");
+        slow.write(body.slice(10));
+        assert.match(await answered, /^HTTP\/1\.1 202/);
+        assert.equal(
+          await countRows(
+            store,
+            "SELECT count(*) AS n FROM github_delivery_rejections WHERE delivery_id LIKE 'budget-%'",
+          ),
+          0,
+          "a busy answer says nothing about the request: not recorded",
+        );
+        // Verified and stored: its bytes are free again, and the same delivery now fits.
+        const later = await sendWebhook({
+          url: inbox.url,
+          secret: SECRET,
+          event: "ping",
+          payload: other,
+          deliveryId: "budget-declared",
+        });
+        assert.equal(later.status, 202);
+        // A body not signed gives its bytes back too.
+        for (let i = 0; i < 3; i++) {
+          const forged = await sendWebhook({
+            url: inbox.url,
+            secret: "not the secret",
+            event: "ping",
+            payload: other,
+            deliveryId: `budget-forged-${i}`,
+          });
+          assert.equal(forged.status, 401);
+        }
+        const last = await sendWebhook({
+          url: inbox.url,
+          secret: SECRET,
+          event: "ping",
+          payload: { ...other, zen: "Approachable is better than simple." },
+          deliveryId: "budget-last",
+        });
+        assert.equal(last.status, 202);
       } finally {
         await inbox.close();
       }

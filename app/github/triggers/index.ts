@@ -52,9 +52,16 @@ export {
 export {
   webhookSecret,
   webhookPath,
-  signWebhookBody,
+  signWebhookPayload,
+  signWebhookRequest,
+  WEBHOOK_DELIVERY_HEADER,
+  WEBHOOK_TIMESTAMP_HEADER,
   type WebhookSecret,
   type WebhookSecretOptions,
 } from "./webhook-secrets.js";
-export { WEBHOOK_SIGNATURE_HEADER, MAX_WEBHOOK_TRIGGER_BYTES } from "./webhook-route.js";
+export {
+  WEBHOOK_SIGNATURE_HEADER,
+  MAX_WEBHOOK_TRIGGER_BYTES,
+  WEBHOOK_TOLERANCE_MS,
+} from "./webhook-route.js";
 export { listWebhookRejections } from "./triggers-sql.js";

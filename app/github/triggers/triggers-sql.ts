@@ -8,6 +8,8 @@ import type { Queryable } from "../../store/database.js";
 
 export interface GitHubRepository {
   repository: string;
+  /** GitHub's id of the repository, when known: it survives renames, a name does not. */
+  githubId: number | undefined;
   installationId: number;
   defaultBranch: string;
   liveSha: string | undefined;
@@ -25,6 +27,7 @@ export interface LiveFlow {
 
 interface DbRepository {
   repository: string;
+  github_id: string | number | null;
   installation_id: string | number;
   default_branch: string;
   live_sha: string | null;
@@ -41,6 +44,7 @@ interface DbLiveFlow {
 function toRepository(row: DbRepository): GitHubRepository {
   return {
     repository: row.repository,
+    githubId: row.github_id !== null ? Number(row.github_id) : undefined,
     installationId: Number(row.installation_id),
     defaultBranch: row.default_branch,
     liveSha: row.live_sha ?? undefined,
@@ -63,7 +67,7 @@ export async function getInstalledRepository(
   repository: string,
 ): Promise<GitHubRepository | undefined> {
   const result = await db.query<DbRepository>(
-    `SELECT repository, installation_id, default_branch, live_sha
+    `SELECT repository, github_id, installation_id, default_branch, live_sha
        FROM github_repositories WHERE repository = $1 AND removed_at IS NULL`,
     [repository],
   );
@@ -235,43 +239,113 @@ export async function ensureKey(db: Queryable, name: string, candidate: string):
   return key;
 }
 
-/** The current generation of a flow's webhook secret; undefined while none was issued. */
-export async function webhookSecretGeneration(
+/** A flow's issued webhook secret: which generation, derived how, for which repository id. */
+export interface WebhookSecretIssue {
+  generation: number;
+  derivation: "name" | "repository-id";
+  /** The GitHub id of the repository it was issued to, when known. */
+  repositoryId: number | undefined;
+}
+
+interface DbSecretIssue {
+  generation: number;
+  derivation: WebhookSecretIssue["derivation"];
+  repository_id: string | number | null;
+}
+
+function toIssue(row: DbSecretIssue): WebhookSecretIssue {
+  return {
+    generation: row.generation,
+    derivation: row.derivation,
+    repositoryId: row.repository_id !== null ? Number(row.repository_id) : undefined,
+  };
+}
+
+/** The issued secret of a flow; undefined while none was issued. */
+export async function webhookSecretIssue(
   db: Queryable,
   repository: string,
   flow: string,
-): Promise<number | undefined> {
-  const result = await db.query<{ generation: number }>(
-    `SELECT generation FROM flow_webhook_secrets WHERE repository = $1 AND flow = $2`,
+): Promise<WebhookSecretIssue | undefined> {
+  const result = await db.query<DbSecretIssue>(
+    `SELECT generation, derivation, repository_id FROM flow_webhook_secrets
+      WHERE repository = $1 AND flow = $2`,
     [repository, flow],
   );
-  return result.rows[0]?.generation;
+  const row = result.rows[0];
+  return row ? toIssue(row) : undefined;
 }
 
-/** Issue generation 1 (if none was), or with `rotate` the next one. Returns the generation. */
+/**
+ * Issue generation 1 (if none was), or with `rotate` the next one. A secret issued to a
+ * repository that had this name before (another GitHub id) is replaced as if rotated:
+ * the repository now of this name never inherits it. New generations derive from the
+ * repository id when GitHub's id is known.
+ */
 export async function issueWebhookSecret(
   db: Queryable,
   repository: string,
   flow: string,
   options: { rotate: boolean; by: string | undefined; at: Date },
-): Promise<number> {
-  const result = await db.query<{ generation: number }>(
-    options.rotate
-      ? `INSERT INTO flow_webhook_secrets (repository, flow, generation, rotated_by, rotated_at)
-         VALUES ($1, $2, 1, $3, $4)
-         ON CONFLICT (repository, flow) DO UPDATE
-           SET generation = flow_webhook_secrets.generation + 1,
-               rotated_by = excluded.rotated_by, rotated_at = excluded.rotated_at
-         RETURNING generation`
-      : `INSERT INTO flow_webhook_secrets (repository, flow, generation, rotated_by, rotated_at)
-         VALUES ($1, $2, 1, $3, $4)
-         ON CONFLICT (repository, flow) DO UPDATE SET generation = flow_webhook_secrets.generation
-         RETURNING generation`,
-    [repository, flow, options.by ?? null, options.at],
+): Promise<WebhookSecretIssue> {
+  const result = await db.query<DbSecretIssue>(
+    `WITH repo AS (
+       SELECT (SELECT github_id FROM github_repositories WHERE repository = $1) AS id
+     )
+     INSERT INTO flow_webhook_secrets AS s
+            (repository, flow, generation, rotated_by, rotated_at, repository_id, derivation)
+     SELECT $1, $2, 1, $3, $4, repo.id,
+            CASE WHEN repo.id IS NULL THEN 'name' ELSE 'repository-id' END
+       FROM repo
+     ON CONFLICT (repository, flow) DO UPDATE
+       SET generation = s.generation + 1,
+           rotated_by = excluded.rotated_by, rotated_at = excluded.rotated_at,
+           repository_id = excluded.repository_id, derivation = excluded.derivation
+       WHERE $5 OR (excluded.repository_id IS NOT NULL AND s.repository_id IS NOT NULL
+                    AND excluded.repository_id <> s.repository_id)
+     RETURNING generation, derivation, repository_id`,
+    [repository, flow, options.by ?? null, options.at, options.rotate],
   );
-  const generation = result.rows[0]?.generation;
-  if (generation === undefined) throw new Error("issuing a webhook secret returned nothing");
-  return generation;
+  const row = result.rows[0];
+  if (row) return toIssue(row);
+  // Already issued and kept as it is.
+  const issued = await webhookSecretIssue(db, repository, flow);
+  if (!issued) throw new Error("issuing a webhook secret returned nothing");
+  return issued;
+}
+
+/**
+ * Remember a delivery id a flow's webhook accepted, in the transaction that starts its
+ * run. False when it was seen before: a replay. Ids older than `forgetBefore` (well past
+ * the timestamp tolerance, when a replay is refused as stale anyway) are forgotten here.
+ */
+export async function recordWebhookDelivery(
+  db: Queryable,
+  delivery: { repository: string; flow: string; id: string; receivedAt: Date; forgetBefore: Date },
+): Promise<boolean> {
+  await db.query(
+    `DELETE FROM flow_webhook_deliveries
+      WHERE repository = $1 AND flow = $2 AND received_at < $3`,
+    [delivery.repository, delivery.flow, delivery.forgetBefore],
+  );
+  const result = await db.query(
+    `INSERT INTO flow_webhook_deliveries (repository, flow, delivery_id, received_at)
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+    [delivery.repository, delivery.flow, delivery.id, delivery.receivedAt],
+  );
+  return result.rowCount > 0;
+}
+
+/** The run a delivery started (kept with the delivery id, for people tracing a request). */
+export async function setWebhookDeliveryRun(
+  db: Queryable,
+  delivery: { repository: string; flow: string; id: string; runId: string },
+): Promise<void> {
+  await db.query(
+    `UPDATE flow_webhook_deliveries SET run_id = $4
+      WHERE repository = $1 AND flow = $2 AND delivery_id = $3`,
+    [delivery.repository, delivery.flow, delivery.id, delivery.runId],
+  );
 }
 
 export interface WebhookRejection {

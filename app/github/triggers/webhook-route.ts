@@ -1,26 +1,35 @@
 /**
  * `on.webhook` triggers: `POST /api/flows/{owner}/{repo}/{flow}/webhook`.
  *
- * The request:
- * - header `X-Baton-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body with the
- *   flow's webhook secret (`baton webhook-secret`; see webhook-secrets.ts), as GitHub signs
- *   its own webhooks;
+ * The request, signed as Stripe and Slack sign theirs:
+ * - `X-Baton-Timestamp: <Unix seconds>`, within 5 minutes of the app's clock;
+ * - `X-Baton-Delivery: <id>`, 1-100 of `A-Za-z0-9._-` (a UUID), new for every request:
+ *   an id the flow has accepted before is a replay;
+ * - `X-Baton-Signature-256: sha256=<hex>`, the HMAC-SHA256, under the flow's webhook
+ *   secret (`baton webhook-secret`; see webhook-secrets.ts), of
+ *   `v1:<timestamp>:<delivery>:<body>` (the body's exact bytes);
  * - a JSON object body of at most 1 MiB (an empty body is `{}`). The whole body is the
  *   run's `${{ trigger.payload }}`; its `inputs` field, if any, holds the run's inputs
  *   (an object of name: value), checked against the flow's `on.manual.inputs`.
  *
+ * Nothing of the body is trusted before the signature is: the headers are checked before
+ * the body is read, the body is hashed as it streams in and read no further than the
+ * limit, and at most `maxUnverified` bodies (Default: 32) are read at once per process.
+ *
  * The answers: 202 `{ runId, number, flow, status }` when the run started (status
  * `queued` when its concurrency group made it wait); 404 when no live flow at that path
  * accepts webhooks (an unknown repository or flow, or a flow without `on.webhook`: the
- * same answer, so that the URL tells nobody which flows exist); 401 when the signature is
- * missing or wrong, or no secret was issued yet; 413 for a body over the limit; 400 for a
- * body that is not a JSON object; 422 `{ error: "invalid_inputs", errors: [...] }` when
- * the inputs do not fit; 409 when the flow's concurrency group rejects the run. Refused
- * requests (401, 404, 413) are recorded in `flow_webhook_rejections` with the reason and
- * the sender's address, never the body or the signature.
+ * same answer, so that the URL tells nobody which flows exist); 401 when a header is
+ * missing or malformed, the timestamp is stale, the signature is wrong, or no secret was
+ * issued yet; 409 `replayed` for a delivery id seen before; 413 for a body over the
+ * limit; 503 with Retry-After when too many bodies are being read; 400 for a body that
+ * is not a JSON object; 422 `{ error: "invalid_inputs", errors: [...] }` when the inputs
+ * do not fit; 409 when the flow's concurrency group rejects the run. Refused requests
+ * (401, 404, 409 replayed, 413) are recorded in `flow_webhook_rejections` with the reason
+ * and the sender's address, never the body or the signature.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Json } from "../../engine/types.js";
 import {
   ConcurrencyGroupError,
@@ -32,16 +41,35 @@ import { errorMessage } from "./start-triggered-run.js";
 import {
   getInstalledRepository,
   getLiveFlow,
+  recordWebhookDelivery,
   recordWebhookRejection,
-  webhookSecretGeneration,
+  setWebhookDeliveryRun,
+  webhookSecretIssue,
 } from "./triggers-sql.js";
-import { deriveWebhookSecret, signWebhookBody, webhookSecretKey } from "./webhook-secrets.js";
+import {
+  DELIVERY_ID,
+  deriveWebhookSecret,
+  WEBHOOK_DELIVERY_HEADER,
+  WEBHOOK_SIGNATURE_HEADER,
+  WEBHOOK_TIMESTAMP_HEADER,
+  webhookSecretKey,
+  webhookSignedPrefix,
+} from "./webhook-secrets.js";
 import { sendJson } from "../../http/json-io.js";
 
-export const WEBHOOK_SIGNATURE_HEADER = "x-baton-signature-256";
+export { WEBHOOK_SIGNATURE_HEADER };
 
 /** Larger bodies are refused (413). */
 export const MAX_WEBHOOK_TRIGGER_BYTES = 1024 * 1024;
+
+/** How far a request's timestamp may be from the app's clock, either way: 5 minutes. */
+export const WEBHOOK_TOLERANCE_MS = 5 * 60_000;
+
+/** Accepted delivery ids are remembered this long (at least twice the tolerance). */
+const DELIVERY_MEMORY_MS = 60 * 60_000;
+
+/** Bodies read at once before their signature is known, per process. */
+export const MAX_UNVERIFIED_WEBHOOK_BODIES = 32;
 
 const ROUTE = /^\/api\/flows\/([^/]+)\/([^/]+)\/([^/]+)\/webhook$/;
 
@@ -52,6 +80,10 @@ export interface WebhookRouteOptions {
   secretKey?: string;
   /** Who webhook runs are started by. (Default: "webhook") */
   actor?: string;
+  /** Bodies read at once before their signature is checked. (Default: MAX_UNVERIFIED_WEBHOOK_BODIES) */
+  maxUnverified?: number;
+  /** How far a timestamp may be from now. (Default: WEBHOOK_TOLERANCE_MS) */
+  toleranceMs?: number;
 }
 
 class Refusal extends Error {
@@ -70,6 +102,9 @@ const NOT_FOUND = "No live flow at this URL accepts webhooks (it needs `on.webho
 
 export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions = {}): HttpRoute {
   const maxBytes = options.maxBodyBytes ?? MAX_WEBHOOK_TRIGGER_BYTES;
+  const maxUnverified = options.maxUnverified ?? MAX_UNVERIFIED_WEBHOOK_BODIES;
+  const toleranceMs = options.toleranceMs ?? WEBHOOK_TOLERANCE_MS;
+  let unverified = 0;
   return async (request, response, url) => {
     const match = ROUTE.exec(url.pathname);
     if (!match) return false;
@@ -77,29 +112,56 @@ export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions
     const repository = `${owner ?? ""}/${repo ?? ""}`;
     const flow = flowName ?? "";
     const receivedAt = new Date(app.now());
+    let reading = false;
     try {
       if (request.method !== "POST") {
         response.setHeader("allow", "POST");
         throw new Refusal(405, "method_not_allowed", "Use POST.");
       }
-      const body = await readBody(request, maxBytes);
       const live = await getLiveFlow(app.store, repository, flow);
       if (!live) throw new Refusal(404, "not_found", NOT_FOUND, "no live flow at this path");
       if (live.definition.on?.webhook === undefined) {
         throw new Refusal(404, "not_found", NOT_FOUND, "the live flow has no on.webhook");
       }
-      const generation = await webhookSecretGeneration(app.store, repository, flow);
-      if (generation === undefined) {
+      // The headers before the body: an unsigned, stale or malformed request is refused
+      // before a byte of its body is read.
+      const signed = signedHeaders(request, receivedAt.getTime(), toleranceMs);
+      const issue = await webhookSecretIssue(app.store, repository, flow);
+      const installed = await getInstalledRepository(app.store, repository);
+      if (
+        issue === undefined ||
+        !installed ||
+        // Issued to another repository that had this name (a rename, a transfer).
+        (issue.repositoryId !== undefined &&
+          installed.githubId !== undefined &&
+          issue.repositoryId !== installed.githubId)
+      ) {
         throw new Refusal(
           401,
           "no_secret",
           "No webhook secret was issued for this flow yet; a repository admin gets one with `baton webhook-secret`.",
-          "no secret issued yet",
+          issue === undefined ? "no secret issued yet" : "secret issued to another repository",
         );
       }
       const key = await webhookSecretKey(app.store, options.secretKey);
-      const secret = deriveWebhookSecret(key, repository, flow, generation);
-      checkSignature(request.headers[WEBHOOK_SIGNATURE_HEADER], secret, body);
+      const secret = deriveWebhookSecret(key, { repository, flow, ...issue });
+      if (unverified >= maxUnverified) {
+        response.setHeader("retry-after", "1");
+        throw new Refusal(
+          503,
+          "busy",
+          "Too many webhook bodies are being received at once; retry in a second.",
+        );
+      }
+      unverified++;
+      reading = true;
+      const hmac = createHmac("sha256", secret).update(
+        webhookSignedPrefix(signed.timestamp, signed.delivery),
+      );
+      const body = await readBody(request, maxBytes, (chunk) => hmac.update(chunk));
+      unverified--;
+      reading = false;
+      checkSignature(signed.signature, hmac.digest("hex"));
 
       const payload = parseBody(body);
       const inputs = payload.inputs ?? {};
@@ -112,22 +174,46 @@ export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions
         if (current?.definition.on?.webhook === undefined) {
           throw new Refusal(404, "not_found", NOT_FOUND);
         }
-        const installed = await getInstalledRepository(tx, repository);
-        if (!installed) throw new Refusal(404, "not_found", NOT_FOUND);
-        return app.service.startRunIn(tx, {
+        const installedNow = await getInstalledRepository(tx, repository);
+        if (!installedNow) throw new Refusal(404, "not_found", NOT_FOUND);
+        // In the run's transaction: of two requests with one delivery id, one starts a run.
+        const first = await recordWebhookDelivery(tx, {
+          repository,
+          flow,
+          id: signed.delivery,
+          receivedAt,
+          forgetBefore: new Date(receivedAt.getTime() - DELIVERY_MEMORY_MS),
+        });
+        if (!first) {
+          throw new Refusal(
+            409,
+            "replayed",
+            `Delivery ${signed.delivery} was accepted before: send every request with a new ${WEBHOOK_DELIVERY_HEADER}.`,
+            `replayed delivery ${signed.delivery}`,
+          );
+        }
+        const started = await app.service.startRunIn(tx, {
           flowFile: { versionId: current.versionId },
           inputs: inputs as Record<string, Json>,
           actor: options.actor ?? "webhook",
           trigger: { event: "webhook", payload: payload as Json },
           github: {
-            installationId: installed.installationId,
-            headSha: installed.liveSha ?? current.sha,
+            installationId: installedNow.installationId,
+            headSha: installedNow.liveSha ?? current.sha,
           },
         });
+        await setWebhookDeliveryRun(tx, {
+          repository,
+          flow,
+          id: signed.delivery,
+          runId: started.runId,
+        });
+        return started;
       });
       app.log.info("a webhook started a run", {
         repository,
         flow,
+        delivery: signed.delivery,
         run: `${run.flow}#${run.number}`,
       });
       sendJson(response, 202, {
@@ -137,6 +223,7 @@ export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions
         status: run.status,
       });
     } catch (error: unknown) {
+      if (reading) unverified--;
       await answerError(app, response, error, {
         repository,
         flow,
@@ -148,17 +235,27 @@ export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions
   };
 }
 
-function checkSignature(header: string | string[] | undefined, secret: string, body: Buffer): void {
-  if (header === undefined) {
-    throw new Refusal(
-      401,
-      "unsigned",
-      `The request is not signed: send ${WEBHOOK_SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body with the flow's secret, in hex>.`,
-      "no signature",
-    );
-  }
-  const given = Array.isArray(header) ? (header[0] ?? "") : header;
-  if (!/^sha256=[0-9a-f]{64}$/i.test(given)) {
+interface SignedHeaders {
+  timestamp: string;
+  delivery: string;
+  signature: string;
+}
+
+const HOW_TO_SIGN = `sign v1:<timestamp>:<delivery>:<body> with the flow's secret (HMAC-SHA256, hex) into ${WEBHOOK_SIGNATURE_HEADER}: sha256=<hex>, with ${WEBHOOK_TIMESTAMP_HEADER}: <Unix seconds> and ${WEBHOOK_DELIVERY_HEADER}: <a new id>`;
+
+function unsignedRefusal(): Refusal {
+  return new Refusal(401, "unsigned", `The request is not signed: ${HOW_TO_SIGN}.`, "no signature");
+}
+
+/** The signing headers, checked for form and freshness (the signature itself comes later). */
+function signedHeaders(request: IncomingMessage, now: number, toleranceMs: number): SignedHeaders {
+  const one = (name: string): string | undefined => {
+    const value = request.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const signature = one(WEBHOOK_SIGNATURE_HEADER);
+  if (signature === undefined) throw unsignedRefusal();
+  if (!/^sha256=[0-9a-f]{64}$/i.test(signature)) {
     throw new Refusal(
       401,
       "bad_signature",
@@ -166,13 +263,44 @@ function checkSignature(header: string | string[] | undefined, secret: string, b
       "malformed signature",
     );
   }
-  const expected = Buffer.from(signWebhookBody(secret, body));
+  const timestamp = one(WEBHOOK_TIMESTAMP_HEADER);
+  if (timestamp === undefined || !/^\d{1,12}$/.test(timestamp)) {
+    throw new Refusal(
+      401,
+      "bad_timestamp",
+      `${WEBHOOK_TIMESTAMP_HEADER} must be the time of sending in Unix seconds (date +%s); ${HOW_TO_SIGN}.`,
+      timestamp === undefined ? "no timestamp" : "malformed timestamp",
+    );
+  }
+  const skew = Number(timestamp) * 1000 - now;
+  if (Math.abs(skew) > toleranceMs) {
+    throw new Refusal(
+      401,
+      "stale_timestamp",
+      `${WEBHOOK_TIMESTAMP_HEADER} is ${Math.round(Math.abs(skew) / 1000)} s ${skew < 0 ? "old" : "in the future"}; it must be within ${toleranceMs / 1000} s of now: sign each request when it is sent (and check the sender's clock).`,
+      `timestamp ${Math.round(skew / 1000)} s from now`,
+    );
+  }
+  const delivery = one(WEBHOOK_DELIVERY_HEADER);
+  if (delivery === undefined || !DELIVERY_ID.test(delivery)) {
+    throw new Refusal(
+      401,
+      "bad_delivery",
+      `${WEBHOOK_DELIVERY_HEADER} must be a new id for each request: 1-100 of A-Z a-z 0-9 . _ - (a UUID).`,
+      delivery === undefined ? "no delivery id" : "malformed delivery id",
+    );
+  }
+  return { timestamp, delivery, signature };
+}
+
+function checkSignature(given: string, expectedHex: string): void {
+  const expected = Buffer.from(`sha256=${expectedHex}`);
   const actual = Buffer.from(given.toLowerCase());
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
     throw new Refusal(
       401,
       "bad_signature",
-      "The signature does not match the body: sign the exact bytes sent, with the flow's current secret.",
+      "The signature does not match: sign v1:<timestamp>:<delivery>:<the exact bytes sent> with the flow's current secret.",
       "signature does not match",
     );
   }
@@ -192,7 +320,12 @@ function parseBody(body: Buffer): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+/** The body, each chunk also given to `onChunk` as it arrives; refused past `maxBytes`. */
+async function readBody(
+  request: IncomingMessage,
+  maxBytes: number,
+  onChunk: (chunk: Buffer) => void,
+): Promise<Buffer> {
   const declared = Number(request.headers["content-length"]);
   const tooLarge = () =>
     new Refusal(
@@ -207,6 +340,7 @@ async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buf
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > maxBytes) throw tooLarge();
+    onChunk(chunk);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
@@ -219,8 +353,9 @@ async function answerError(
   where: { repository: string; flow: string; receivedAt: Date; remoteAddress: string | undefined },
 ): Promise<void> {
   if (error instanceof Refusal) {
-    // The rest of an oversized body is not read: close the connection after answering.
-    if (error.status === 413) response.setHeader("connection", "close");
+    // The body of a refused request is not read (or not all of it): close the connection
+    // after answering rather than drain it.
+    response.setHeader("connection", "close");
     if (error.recorded !== undefined) {
       try {
         await recordWebhookRejection(app.store, {

@@ -8,6 +8,8 @@ import m000007 from "./000007.js";
 import m000008 from "./000008.js";
 import m000009 from "./000009.js";
 import m000010 from "./000010.js";
+import m000011 from "./000011.js";
+import m000012 from "./000012.js";
 
 /** Every migration, in order. Append only: the id is the file's number. */
 export const MIGRATIONS: readonly { id: number; sql: string }[] = [
@@ -21,4 +23,6 @@ export const MIGRATIONS: readonly { id: number; sql: string }[] = [
   { id: 8, sql: m000008 },
   { id: 9, sql: m000009 },
   { id: 10, sql: m000010 },
+  { id: 11, sql: m000011 },
+  { id: 12, sql: m000012 },
 ];
