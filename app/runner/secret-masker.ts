@@ -50,13 +50,16 @@ export class SecretMasker {
 
   mask(text: string): string {
     let masked = text;
-    for (const value of this.#values) if (masked.includes(value)) masked = masked.split(value).join(MASK);
+    for (const value of this.#values)
+      if (masked.includes(value)) masked = masked.split(value).join(MASK);
     return masked;
   }
 
   maskAll(values: Record<string, string>): Record<string, string> {
     if (this.empty) return values;
-    return Object.fromEntries(Object.entries(values).map(([name, value]) => [name, this.mask(value)]));
+    return Object.fromEntries(
+      Object.entries(values).map(([name, value]) => [name, this.mask(value)]),
+    );
   }
 
   /** A stream of pieces of text, masked, to `emit`. */

@@ -81,11 +81,10 @@ export async function checkoutCommit(
       }
     : {};
   await git(workspace, ["init", "-q"], env);
-  await git(
-    workspace,
-    ["fetch", "-q", "--depth", "1", "--no-tags", spec.url, spec.sha],
-    { ...env, ...auth },
-  );
+  await git(workspace, ["fetch", "-q", "--depth", "1", "--no-tags", spec.url, spec.sha], {
+    ...env,
+    ...auth,
+  });
   await git(workspace, ["checkout", "-q", "--detach", "FETCH_HEAD"], env);
 }
 

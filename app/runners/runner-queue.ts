@@ -59,7 +59,7 @@ export const SELF_HOSTED = "self-hosted";
  * the step has left, so that a short timeout is still explained before it fires.
  */
 const WAIT_NOTICE_MS = 1000;
-/** After the notice, how often to look whether a runner claimed the job: doubling up to this. */
+/** After the notice, how often to look whether a runner claimed the job: 1 s more each time, up to this. */
 const WAIT_POLL_MAX_MS = 15_000;
 
 /**
@@ -88,7 +88,10 @@ export function runnerLabelsFor(kind: string, spec: Json): string[] | undefined 
  * What a step waiting for a runner says (on its check run, in `baton show` and the API):
  * which labels, and how to register a runner that has them.
  */
-export function waitingForRunner(labels: readonly string[], repository: string | undefined): string {
+export function waitingForRunner(
+  labels: readonly string[],
+  repository: string | undefined,
+): string {
   const all = [...new Set([SELF_HOSTED, ...labels])];
   const flags = all
     .filter((label) => label !== SELF_HOSTED && !label.startsWith("ssh:"))
@@ -225,7 +228,14 @@ const runnerWaitTask: TaskHandler = async (ctx, task) => {
     const where = run.github ? run.repository : undefined;
     const log = (text: string) =>
       appendLogs(tx, [
-        { runId: job.runId, step: job.step, attempt: job.attempt, stream: "system", chunk: text, at: now },
+        {
+          runId: job.runId,
+          step: job.step,
+          attempt: job.attempt,
+          stream: "system",
+          chunk: text,
+          at: now,
+        },
       ]);
     if (job.status === "running") {
       if (!current || job.kind !== "execute") return;
@@ -277,7 +287,7 @@ const runnerWaitTask: TaskHandler = async (ctx, task) => {
         );
       await log(`The ${job.kind === "execute" ? "step" : "compensation"} is ${waiting}\n`);
     }
-    const next = told ? Math.min(WAIT_POLL_MAX_MS, Math.max(1000, delayMs * 2)) : 1000;
+    const next = told ? Math.min(WAIT_POLL_MAX_MS, Math.max(1000, delayMs + 1000)) : 1000;
     await enqueueTasks(tx, [runnerWaitTaskFor(job, next, true)]);
   });
 };

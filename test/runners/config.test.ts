@@ -89,7 +89,11 @@ test("secrets of the configuration are in the step's environment, and refused wh
     env: { NODE_ENV: "production" },
     secrets: { NPM_TOKEN: "npm_abcdef", PORT_PIN: 12345 },
   });
-  assert.deepEqual(config.env, { NODE_ENV: "production", NPM_TOKEN: "npm_abcdef", PORT_PIN: "12345" });
+  assert.deepEqual(config.env, {
+    NODE_ENV: "production",
+    NPM_TOKEN: "npm_abcdef",
+    PORT_PIN: "12345",
+  });
   assert.deepEqual(config.secrets, { NPM_TOKEN: "npm_abcdef", PORT_PIN: "12345" });
   assert.throws(
     () => parseRunnerConfig({ secrets: { PIN: "123" } }, "runner.yml"),
@@ -106,7 +110,10 @@ test("the masker masks secrets, lines of multi-line ones, and secrets cut across
   const masker = new SecretMasker(["hunter22", "line-one\nline-two", "abc"]);
   assert.equal(masker.mask("pw=hunter22!"), `pw=${MASK}!`);
   assert.equal(masker.mask("a line-two b"), `a ${MASK} b`);
-  assert.equal(masker.mask("abc stays: too short to be masked"), "abc stays: too short to be masked");
+  assert.equal(
+    masker.mask("abc stays: too short to be masked"),
+    "abc stays: too short to be masked",
+  );
   assert.deepEqual(masker.maskAll({ out: "hunter22hunter22" }), { out: MASK + MASK });
   const pieces: string[] = [];
   const stream = masker.stream((text) => pieces.push(text));
