@@ -321,13 +321,13 @@ for (const backend of BACKENDS) {
       const shown = await baton(["show", id], as("reader"));
       assert.equal(shown.code, 0, shown.stderr);
       assert.ok(shown.stdout.includes(waiting), shown.stdout);
-      await waitFor(async () => {
-        const check = fake.checkRuns.filter((c) => c.external_id === id).at(-1);
+      const checkRun = () => fake.checkRuns.filter((c) => c.external_id === id).at(-1);
+      await waitFor(() => {
+        const check = checkRun();
         // The check run's table escapes Markdown.
         const summary = (check?.output.summary ?? "").replace(/\\(.)/g, "$1");
-        return check?.status === "in_progress" && summary.includes(`running: ${waiting}`)
-          ? true
-          : undefined;
+        const shows = check?.status === "in_progress" && summary.includes(`running: ${waiting}`);
+        return Promise.resolve(shows ? true : undefined);
       }, 10_000);
 
       const run = await ended(id, 20_000);
@@ -337,10 +337,10 @@ for (const backend of BACKENDS) {
       assert.equal(run.state.steps.orphan?.reason, "timed out after 4s");
       assert.ok(took >= 4000 && took < 15_000, `ended after ${took} ms`);
       assert.ok(run.events.some((e) => e.type === "attempt.timed-out" && e.step === "orphan"));
-      await waitFor(async () => {
-        const check = fake.checkRuns.filter((c) => c.external_id === id).at(-1);
-        return check?.conclusion === "failure" ? true : undefined;
-      }, 10_000);
+      await waitFor(
+        () => Promise.resolve(checkRun()?.conclusion === "failure" ? true : undefined),
+        10_000,
+      );
       // The step's log says that nobody took it (the notice looks again within seconds).
       await waitFor(
         async () =>
