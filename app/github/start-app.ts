@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { layerHandlers, startRuntime, type Runtime, type TaskHandler } from "../runtime/runtime.js";
+import type { Executor } from "../runner/executor.js";
 import type { Executors } from "../runtime/task-context.js";
 import { BatonService } from "../runtime/service.js";
 import type { Logger } from "../runtime/log.js";
@@ -41,7 +42,11 @@ export interface StartAppOptions {
   concurrency?: number;
   /** Recover missed deliveries at start and every this often; 0 turns it off. (Default: 5 minutes) */
   recoveryIntervalMs?: number;
-  /** Step executors beside the defaults (`run` on the local shell, `github` with the app's token). */
+  /**
+   * Step executors beside the defaults: `github` with the app's token; `run` and `agent`
+   * refused (they go to self-hosted runners, the runners part's handlers, before any
+   * executor: the app's host runs no flow code).
+   */
   executors?: Executors;
   /** (Default: Date.now) */
   now?: () => number;
@@ -54,6 +59,23 @@ export interface RunningApp {
   readonly runtime: Runtime;
   readonly deliveries: DeliveryWorker;
   stop(): Promise<void>;
+}
+
+/**
+ * The app's executor for `run` and `agent` steps: none. The runners part sends them to
+ * runners before an executor is asked; this answers only an app composed without it,
+ * so that flow code never runs on the app's host with the app's environment.
+ */
+function onRunnersOnly(kind: "run" | "agent"): Executor {
+  return () =>
+    Promise.resolve({
+      outcome: "failure",
+      outputs: {},
+      retryable: false,
+      error:
+        `\`${kind}\` steps run on self-hosted runners, never on the app's host, and this app ` +
+        "has no runners part (app/runners/runners-part.ts) to send them to one",
+    });
 }
 
 export async function startApp(options: StartAppOptions): Promise<RunningApp> {
@@ -81,7 +103,12 @@ export async function startApp(options: StartAppOptions): Promise<RunningApp> {
     store: options.store,
     concurrency: options.concurrency ?? 8,
     handlers: tasks,
-    executors: { github: githubStepExecutor(app), ...options.executors },
+    executors: {
+      run: onRunnersOnly("run"),
+      agent: onRunnersOnly("agent"),
+      github: githubStepExecutor(app),
+      ...options.executors,
+    },
     log: options.log,
     now,
   });

@@ -6,6 +6,10 @@
  * The shell runs in its own process group (detached), so that a timeout, a cancellation or
  * a shutdown stops the whole tree: SIGTERM to the group, then SIGKILL after a grace period.
  * Processes a step leaves behind in the background are killed when the step's shell exits.
+ *
+ * The shell's environment is the minimal inherited set (PATH, HOME, LANG, TZ, TMPDIR, USER,
+ * SHELL; see step-env.ts), then `baseEnv`, then the step's own, then Baton's BATON_*
+ * variables: never the whole environment of the process that runs it.
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -16,6 +20,7 @@ import { join, resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { Json } from "../engine/types.js";
 import type { Executor, StepExecution, StepOutcome } from "./executor.js";
+import { minimalEnv } from "./step-env.js";
 
 export interface LocalShellOptions {
   /** Where per-attempt workspaces are created. (Default: the OS temp directory) */
@@ -24,8 +29,12 @@ export interface LocalShellOptions {
   killGraceMs?: number;
   /** Keep workspaces after the attempt, for debugging. (Default: false) */
   keepWorkspaces?: boolean;
-  /** Added to every step's environment, under the step's own. (Default: process.env) */
-  baseEnv?: NodeJS.ProcessEnv;
+  /**
+   * Added to every step's environment, over the minimal set inherited from this process
+   * (app/runner/step-env.ts) and under the step's own: a runner's configured `env` and
+   * `secrets`. The rest of this process's environment never reaches a step. (Default: none)
+   */
+  baseEnv?: Record<string, string>;
   /**
    * Where running attempts record their process group, so that when this process dies
    * (SIGKILL, a crash) and the attempt runs again on this machine, the orphaned group of
@@ -90,8 +99,9 @@ export function localShell(options: LocalShellOptions = {}): Executor {
           };
         }
       }
-      const env: NodeJS.ProcessEnv = {
-        ...(options.baseEnv ?? process.env),
+      const env: Record<string, string> = {
+        ...minimalEnv(),
+        ...options.baseEnv,
         ...execution.env,
         BATON_RUN_ID: execution.runId,
         BATON_STEP: execution.step,
@@ -162,7 +172,7 @@ interface Ended {
 function runProcessGroup(
   file: string,
   args: string[],
-  options: { cwd: string; env: NodeJS.ProcessEnv; killGraceMs: number; groupFile: string },
+  options: { cwd: string; env: Record<string, string>; killGraceMs: number; groupFile: string },
   execution: StepExecution,
 ): Promise<Ended> {
   return new Promise((resolvePromise, reject) => {

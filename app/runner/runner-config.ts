@@ -7,7 +7,8 @@
  * labels: [linux, gpu]              # besides `self-hosted`, which every runner has
  * concurrency: 2                    # steps at once (Default: 1)
  * kill-grace-ms: 3000               # SIGTERM → SIGKILL when a step is stopped (Default: 3000)
- * env: { NPM_TOKEN: … }             # added to every step's environment, under the step's own
+ * env: { NODE_ENV: production }     # added to every step's environment, under the step's own
+ * secrets: { NPM_TOKEN: … }         # the same, and masked (***) in the step's log, outputs and error
  * agents:                           # `agent:` steps; `{prompt}` etc. become "$BATON_AGENT_PROMPT" etc.
  *   claude: { command: "claude -p {prompt} --max-turns {max_turns}", default: true }
  *   codex:  { command: "codex exec {prompt}" }
@@ -20,10 +21,16 @@
  *     host-key: "SHA256:…"          # pinned host key fingerprint(s) (`ssh-keygen -lf`)
  *     accept-any-host-key: false    # only for throwaway hosts on a trusted network
  * ```
+ *
+ * A step's environment is the minimal set the runner inherits (app/runner/step-env.ts:
+ * PATH, HOME, LANG, TZ, TMPDIR, USER, SHELL), then `env` and `secrets`, then the flow's
+ * own: nothing else of the runner's process environment (its token, its shell's
+ * credentials) reaches a step. Proxies and the like a step needs go under `env`.
  */
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { parse } from "yaml";
+import { MIN_SECRET_CHARS } from "./secret-masker.js";
 import type { SshHostConfig } from "./ssh/host-config.js";
 
 export interface AgentCommand {
@@ -41,7 +48,10 @@ export interface RunnerConfig {
   labels: string[];
   concurrency: number;
   killGraceMs: number;
+  /** Every variable the runner adds to a step's environment: `env` and `secrets`. */
   env: Record<string, string>;
+  /** The configuration's `secrets` (also in `env`): masked wherever a step shows them. */
+  secrets: Record<string, string>;
   agents: Record<string, AgentCommand>;
   ssh: Record<string, SshHost>;
 }
@@ -63,6 +73,7 @@ export function defaultRunnerConfig(): RunnerConfig {
     concurrency: 1,
     killGraceMs: 3000,
     env: {},
+    secrets: {},
     agents: {},
     ssh: {},
   };
@@ -92,10 +103,19 @@ export function parseRunnerConfig(raw: unknown, file = "runner configuration"): 
   if (typeof raw !== "object" || raw === null || Array.isArray(raw))
     throw new RunnerConfigError(
       file,
-      "must be a mapping (name, labels, concurrency, env, agents, ssh)",
+      "must be a mapping (name, labels, concurrency, env, secrets, agents, ssh)",
     );
   const object = raw as Record<string, unknown>;
-  const known = new Set(["name", "labels", "concurrency", "kill-grace-ms", "env", "agents", "ssh"]);
+  const known = new Set([
+    "name",
+    "labels",
+    "concurrency",
+    "kill-grace-ms",
+    "env",
+    "secrets",
+    "agents",
+    "ssh",
+  ]);
   for (const key of Object.keys(object))
     if (!known.has(key))
       throw new RunnerConfigError(file, `unknown key "${key}" (known: ${[...known].join(", ")})`);
@@ -133,6 +153,30 @@ export function parseRunnerConfig(raw: unknown, file = "runner configuration"): 
     if (typeof object.env !== "object" || object.env === null || Array.isArray(object.env))
       throw new RunnerConfigError(file, "env must be a mapping of names to values");
     for (const [name, value] of Object.entries(object.env)) config.env[name] = String(value);
+  }
+  if (object.secrets !== undefined) {
+    if (
+      typeof object.secrets !== "object" ||
+      object.secrets === null ||
+      Array.isArray(object.secrets)
+    )
+      throw new RunnerConfigError(file, "secrets must be a mapping of names to values");
+    for (const [name, raw] of Object.entries(object.secrets)) {
+      const value = String(raw);
+      if (Object.hasOwn(config.env, name))
+        throw new RunnerConfigError(
+          file,
+          `${name} is under both env and secrets; keep it under secrets only`,
+        );
+      if (value.length < MIN_SECRET_CHARS)
+        throw new RunnerConfigError(
+          file,
+          `secrets.${name} is shorter than ${MIN_SECRET_CHARS} characters: masking it would hide ` +
+            "ordinary text all over the logs; use a longer secret, or put it under env if it is not one",
+        );
+      config.secrets[name] = value;
+      config.env[name] = value;
+    }
   }
   if (object.agents !== undefined) {
     if (typeof object.agents !== "object" || object.agents === null)

@@ -10,6 +10,10 @@
  * - Output goes up in chunks of at most 8 KiB, every 250 ms; the result after the output.
  * - If the runner dies, its leases run out and the server fails the attempts as
  *   retryable; a result it sends after that is refused (and kept by the server).
+ * - A step's environment is the minimal inherited set, the configuration's `env` and
+ *   `secrets`, and the flow's: never the runner's own environment (its token, the
+ *   credentials of whoever started it). The configuration's secrets are masked (`***`)
+ *   in the step's output, outputs and error before anything leaves the runner.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +25,8 @@ import type { Executor, LogStream, StepExecution, StepOutcome } from "./executor
 import type { LocalShellOptions } from "./local-shell.js";
 import { killOrphanedGroups, localShell } from "./local-shell.js";
 import type { RunnerConfig, SshHost } from "./runner-config.js";
+import type { MaskStream } from "./secret-masker.js";
+import { SecretMasker } from "./secret-masker.js";
 import { checkoutCommit } from "./workspace-git.js";
 
 /** A runner's identity, kept in its state directory (mode 0600): the token is a secret. */
@@ -113,6 +119,7 @@ export function startRunner(options: RunnerOptions): RunningRunner {
   const { config } = options;
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const concurrency = Math.max(1, config.concurrency);
+  const masker = new SecretMasker(Object.values(config.secrets));
   const claimWaitMs = options.claimWaitMs ?? 20_000;
   const groupsDir = join(options.stateDir, "groups");
   mkdirSync(groupsDir, { recursive: true, mode: 0o700 });
@@ -162,7 +169,8 @@ export function startRunner(options: RunnerOptions): RunningRunner {
   const shellOptions = (job: ClaimedJob): LocalShellOptions => ({
     stateDir: groupsDir,
     killGraceMs: config.killGraceMs,
-    baseEnv: { ...process.env, ...config.env },
+    // Declared variables only: the shell adds the minimal inherited set (step-env.ts).
+    baseEnv: config.env,
     ...(job.checkout
       ? {
           prepare: async (workspace: string, execution: StepExecution) => {
@@ -170,7 +178,7 @@ export function startRunner(options: RunnerOptions): RunningRunner {
             if (!checkout) return;
             if ("error" in checkout) throw new Error(checkout.error);
             execution.log("system", `Checking out ${job.repository} at ${checkout.sha}\n`);
-            await checkoutCommit(workspace, checkout);
+            await checkoutCommit(workspace, checkout, config.env);
           },
         }
       : {}),
@@ -237,6 +245,17 @@ export function startRunner(options: RunnerOptions): RunningRunner {
       "system",
       `Runner ${config.name}: ${job.job === "compensate" ? "compensating" : "running"} ${job.step} (attempt ${job.attempt})\n`,
     );
+    // What the step prints goes through the masker, one stream each (a secret cut across
+    // two pieces of one stream is still masked).
+    const masked = new Map<LogStream, MaskStream>();
+    const stepLog = (stream: LogStream, text: string) => {
+      let piped = masked.get(stream);
+      if (!piped) {
+        piped = masker.stream((clean) => write(stream, clean));
+        masked.set(stream, piped);
+      }
+      piped.write(text);
+    };
     let outcome: StepOutcome;
     try {
       outcome = await executorFor(job)({
@@ -249,7 +268,7 @@ export function startRunner(options: RunnerOptions): RunningRunner {
         env: job.env,
         ...(job.deadline !== undefined ? { deadline: job.deadline } : {}),
         signal: controller.signal,
-        log: write,
+        log: stepLog,
       });
     } catch (error: unknown) {
       outcome = {
@@ -258,6 +277,12 @@ export function startRunner(options: RunnerOptions): RunningRunner {
         error: `the runner failed: ${(error as Error).message}`,
       };
     }
+    for (const piped of masked.values()) piped.end();
+    outcome = {
+      ...outcome,
+      outputs: masker.maskAll(outcome.outputs),
+      ...(outcome.error !== undefined ? { error: masker.mask(outcome.error) } : {}),
+    };
     const reason: unknown = controller.signal.reason;
     if (reason instanceof LeaseLost) {
       log(`${job.key}: the lease was lost; not reporting`);

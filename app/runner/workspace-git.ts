@@ -5,10 +5,14 @@
  * The token never appears on a command line (other users of the machine can read those):
  * it reaches git through GIT_CONFIG_COUNT/KEY/VALUE (git ≥ 2.31) as an HTTP header, for
  * this one invocation, and is not written to the workspace's .git/config.
+ *
+ * git gets the same environment a step starts from (step-env.ts, and what the runner's
+ * configuration declares, e.g. a proxy), not the runner's own.
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { minimalEnv } from "./step-env.js";
 
 export interface CheckoutSpec {
   url: string;
@@ -49,7 +53,7 @@ export function git(
       [...args],
       {
         cwd,
-        env: { ...process.env, GIT_TERMINAL_PROMPT: "0", ...extraEnv },
+        env: { ...minimalEnv(), GIT_TERMINAL_PROMPT: "0", ...extraEnv },
         maxBuffer: 16 * 1024 * 1024,
       },
       (error, stdout, stderr) => {
@@ -60,8 +64,15 @@ export function git(
   });
 }
 
-/** Fetch exactly the run's commit into the (empty) workspace and check it out, detached. */
-export async function checkoutCommit(workspace: string, spec: CheckoutSpec): Promise<void> {
+/**
+ * Fetch exactly the run's commit into the (empty) workspace and check it out, detached.
+ * `env`: what the runner's configuration declares (a proxy, say). (Default: none)
+ */
+export async function checkoutCommit(
+  workspace: string,
+  spec: CheckoutSpec,
+  env: Record<string, string> = {},
+): Promise<void> {
   const auth: Record<string, string> = spec.token
     ? {
         GIT_CONFIG_COUNT: "1",
@@ -69,9 +80,12 @@ export async function checkoutCommit(workspace: string, spec: CheckoutSpec): Pro
         GIT_CONFIG_VALUE_0: `AUTHORIZATION: basic ${Buffer.from(`x-access-token:${spec.token}`).toString("base64")}`,
       }
     : {};
-  await git(workspace, ["init", "-q"]);
-  await git(workspace, ["fetch", "-q", "--depth", "1", "--no-tags", spec.url, spec.sha], auth);
-  await git(workspace, ["checkout", "-q", "--detach", "FETCH_HEAD"]);
+  await git(workspace, ["init", "-q"], env);
+  await git(workspace, ["fetch", "-q", "--depth", "1", "--no-tags", spec.url, spec.sha], {
+    ...env,
+    ...auth,
+  });
+  await git(workspace, ["checkout", "-q", "--detach", "FETCH_HEAD"], env);
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * The runtime's side of self-hosted runners: `execute` (and `compensate`) tasks of steps
- * that name runner labels become rows of the runner job queue, and the task ends at once,
+ * The runtime's side of self-hosted runners: `execute` (and `compensate`) tasks of `run`
+ * and `agent` steps become rows of the runner job queue, and the task ends at once,
  * so a step that runs for hours on a runner holds no runtime slot. A runner's report
  * records the outcome with the run's next decision, in one transaction; a lease that runs
  * out (the runner died or lost the network) fails the attempt as retryable, so that the
@@ -9,6 +9,10 @@
  * The lease is watched by a `runner-lease` task per claimed job, due when the lease would
  * end: heartbeats only move `lease_until`, and the task, when it fires early, puts itself
  * back at the new end. Everything is in the database, so any app process may do it.
+ *
+ * A job no runner claims within a second makes its step say so ("waiting for a runner with
+ * labels [self-hosted, linux]; register one with …"), through a `runner-wait` task, which
+ * later says which runner took it; the step's timeout, as for any attempt, ends the wait.
  */
 import {
   compensatedAttempt,
@@ -25,84 +29,132 @@ import { finishTask } from "../runtime/task-context.js";
 import type { Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import type { NewTask, Task } from "../store/model.js";
-import { getRunById } from "../store/runs.js";
 import { enqueueTasks } from "../store/tasks.js";
+import { getRunById, lockRun } from "../store/runs.js";
+import { appendLogs } from "../store/step-logs.js";
+import { getStep } from "../store/steps.js";
 import type { RunnerJob } from "./runners-sql.js";
-import { enqueueRunnerJob, loseExpiredLease, markJobFinished } from "./runners-sql.js";
+import {
+  dropStaleQueuedJobs,
+  enqueueRunnerJob,
+  getRunner,
+  getRunnerJob,
+  loseExpiredLease,
+  markJobFinished,
+} from "./runners-sql.js";
 
 /** The task that watches a claimed job's lease. */
 export const RUNNER_LEASE = "runner-lease";
 
-/** Every runner has this label, and steps without `runs-on` that need a runner ask for it. */
+/** The task that tells, on the step, that its job waits for a runner, and then where it runs. */
+export const RUNNER_WAIT = "runner-wait";
+
+/** Every runner has this label, and steps without `runs-on` ask for it. */
 export const SELF_HOSTED = "self-hosted";
 
-export interface RunnerQueueOptions {
-  /**
-   * Send `run` steps without `runs-on` to runners too (labels `[self-hosted]`), instead of
-   * the process's own executor. `agent` steps always go to runners. (Default: false)
-   */
-  routeUnlabelled?: boolean;
-}
+/**
+ * How long a queued job may wait before the step says it is waiting for a runner: a
+ * runner that is there claims in milliseconds, and saying "waiting" for those would only
+ * make every step's history longer (and cost a check-run update). At most half the time
+ * the step has left, so that a short timeout is still explained before it fires.
+ */
+const WAIT_NOTICE_MS = 1000;
+/** After the notice, how often to look whether a runner claimed the job: 1 s more each time, up to this. */
+const WAIT_POLL_MAX_MS = 15_000;
 
 /**
  * The labels a runner must have to take this step, or undefined when the step is not a
- * runner's (it runs through the process's executors, as before).
+ * runner's. Every `run` and `agent` step (and `run` compensation) is a runner's: where
+ * these handlers are installed (the GitHub app), the host runs no flow code (DESIGN.md
+ * rule 10); a step without `runs-on` asks for `[self-hosted]`, which every runner has.
  */
-export function runnerLabelsFor(
-  kind: string,
-  spec: Json,
-  options: RunnerQueueOptions = {},
-): string[] | undefined {
+export function runnerLabelsFor(kind: string, spec: Json): string[] | undefined {
   if (kind !== "run" && kind !== "agent") return undefined;
   const object = spec !== null && typeof spec === "object" && !Array.isArray(spec) ? spec : {};
   const runsOn = object["runs-on"];
-  if (runsOn === undefined || runsOn === null) {
-    return kind === "agent" || options.routeUnlabelled ? [SELF_HOSTED] : undefined;
-  }
+  if (runsOn === undefined || runsOn === null) return [SELF_HOSTED];
   if (typeof runsOn === "string") return [runsOn];
-  if (Array.isArray(runsOn)) return runsOn.map(String);
+  if (Array.isArray(runsOn)) return runsOn.length > 0 ? runsOn.map(String) : [SELF_HOSTED];
   if (typeof runsOn === "object") {
     const labels = Array.isArray(runsOn.labels) ? runsOn.labels.map(String) : [];
     // A runner with an SSH host in its configuration advertises `ssh:<name>`.
     if (typeof runsOn.ssh === "string") labels.push(`ssh:${runsOn.ssh}`);
     return labels.length > 0 ? labels : [SELF_HOSTED];
   }
-  return undefined;
+  return [SELF_HOSTED];
+}
+
+/**
+ * What a step waiting for a runner says (on its check run, in `baton show` and the API):
+ * which labels, and how to register a runner that has them.
+ */
+export function waitingForRunner(
+  labels: readonly string[],
+  repository: string | undefined,
+): string {
+  const all = [...new Set([SELF_HOSTED, ...labels])];
+  const flags = all
+    .filter((label) => label !== SELF_HOSTED && !label.startsWith("ssh:"))
+    .map((label) => ` --label ${label}`)
+    .join("");
+  const hosts = all.filter((label) => label.startsWith("ssh:")).map((label) => label.slice(4));
+  const config = hosts.length > 0 ? ` --config <a file with ssh: ${hosts.join(", ")}>` : "";
+  const create =
+    repository !== undefined
+      ? `baton runner-token create --repo ${repository}`
+      : "baton runner-token create";
+  return (
+    `waiting for a runner with labels [${all.join(", ")}]; register one with ` +
+    `\`${create}\` then \`baton runner --token …${flags}${config}\``
+  );
 }
 
 /**
  * Task handlers to give the runtime (`RuntimeOptions.handlers`, or a part's `tasks`):
- * `execute` and `compensate` that queue runner steps (and run the rest as before), and
- * the lease watcher.
+ * `execute` and `compensate` that queue `run` and `agent` steps for runners (and pass the
+ * other kinds on), the wait notice and the lease watcher.
  */
-export function runnerTaskHandlers(options: RunnerQueueOptions = {}): Record<string, TaskHandler> {
+export function runnerTaskHandlers(): Record<string, TaskHandler> {
   return {
     execute: async (ctx, task, next) => {
       const effect = task.payload as unknown as ExecuteStep;
-      const labels = runnerLabelsFor(effect.kind, effect.spec, options);
+      const labels = runnerLabelsFor(effect.kind, effect.spec);
       if (!labels) return next();
-      await queueJob(ctx, task, await executeTaskCurrent(ctx, task), {
-        kind: "execute",
-        step: effect.step,
-        attempt: effect.attempt,
-        key: effect.key,
-        labels,
-        payload: effect as unknown as Json,
-      });
+      await queueJob(
+        ctx,
+        task,
+        await executeTaskCurrent(ctx, task),
+        {
+          kind: "execute",
+          step: effect.step,
+          attempt: effect.attempt,
+          key: effect.key,
+          labels,
+          payload: effect as unknown as Json,
+        },
+        effect.deadline,
+      );
     },
     compensate: async (ctx, task, next) => {
       const effect = task.payload as unknown as Compensate;
-      const labels = runnerLabelsFor(effect.kind, effect.spec, options);
+      const labels = runnerLabelsFor(effect.kind, effect.spec);
       if (!labels) return next();
-      await queueJob(ctx, task, await compensationRunning(ctx, task), {
-        kind: "compensate",
-        step: effect.step,
-        attempt: compensatedAttempt(effect),
-        key: effect.key,
-        labels,
-        payload: effect as unknown as Json,
-      });
+      await queueJob(
+        ctx,
+        task,
+        await compensationRunning(ctx, task),
+        {
+          kind: "compensate",
+          step: effect.step,
+          attempt: compensatedAttempt(effect),
+          key: effect.key,
+          labels,
+          payload: effect as unknown as Json,
+        },
+        undefined,
+      );
     },
+    [RUNNER_WAIT]: runnerWaitTask,
     [RUNNER_LEASE]: runnerLeaseTask,
   };
 }
@@ -112,6 +164,7 @@ async function queueJob(
   task: Task,
   current: boolean,
   job: Pick<RunnerJob, "kind" | "step" | "attempt" | "key" | "labels"> & { payload: Json },
+  deadline: number | undefined,
 ): Promise<void> {
   const runId = task.runId ?? "";
   const run = current ? await getRunById(ctx.db, runId) : undefined;
@@ -124,9 +177,120 @@ async function queueJob(
       repository: run.repository,
       ...(run.github ? { installationId: run.github.installationId } : {}),
     });
-    if (queued) await tx.notify(CHANNELS.runnerJobs, job.key);
+    if (!queued) return;
+    await tx.notify(CHANNELS.runnerJobs, job.key);
+    const left = deadline === undefined ? Infinity : deadline - ctx.now();
+    const delay = Math.max(0, Math.min(WAIT_NOTICE_MS, Math.floor(left / 2)));
+    await enqueueTasks(tx, [runnerWaitTaskFor({ key: job.key, runId }, delay, false)]);
   });
 }
+
+function runnerWaitTaskFor(
+  job: { key: string; runId: string },
+  delayMs: number,
+  told: boolean,
+): NewTask {
+  return {
+    kind: RUNNER_WAIT,
+    runId: job.runId,
+    key: `${job.key}/runner-wait`,
+    runAt: new Date(Date.now() + delayMs),
+    payload: { key: job.key, told, delayMs },
+  };
+}
+
+/**
+ * A queued job's notice. Still queued (no runner has claimed it): the step says it waits
+ * for a runner with its labels and how to register one, then the task looks again, less
+ * and less often. Claimed after the step said so: the step says which runner runs it.
+ * The step no longer current (it timed out, or the run was cancelled): the step's log
+ * says that no runner took it, and the stale job is dropped.
+ *
+ * The engine ends a waiting `execute` job at the step's `timeout` (and the run's), like
+ * any attempt. A compensation has no attempt to show progress on: its log says it waits.
+ */
+const runnerWaitTask: TaskHandler = async (ctx, task) => {
+  const payload = task.payload as { key?: unknown; told?: unknown; delayMs?: unknown };
+  const key = typeof payload.key === "string" ? payload.key : "";
+  const told = payload.told === true;
+  const delayMs = typeof payload.delayMs === "number" ? payload.delayMs : WAIT_NOTICE_MS;
+  const job = await getRunnerJob(ctx.db, key);
+  await finishTask(ctx, task, async (tx) => {
+    if (!job || (job.status !== "queued" && !(job.status === "running" && told))) return;
+    const run = await lockRun(tx, job.runId);
+    if (!run) return;
+    const now = ctx.now();
+    const step = job.kind === "execute" ? await getStep(tx, job.runId, job.step) : undefined;
+    const current =
+      job.kind === "execute"
+        ? step?.status === "running" && step.attempt === job.attempt
+        : run.state?.steps[job.step]?.compensation === "running";
+    const where = run.github ? run.repository : undefined;
+    const log = (text: string) =>
+      appendLogs(tx, [
+        {
+          runId: job.runId,
+          step: job.step,
+          attempt: job.attempt,
+          stream: "system",
+          chunk: text,
+          at: now,
+        },
+      ]);
+    if (job.status === "running") {
+      if (!current || job.kind !== "execute") return;
+      const runner = job.runnerId !== undefined ? await getRunner(tx, job.runnerId) : undefined;
+      await advanceRun(
+        tx,
+        ctx.flows,
+        job.runId,
+        [
+          {
+            type: "attempt.progress",
+            at: now,
+            step: job.step,
+            attempt: job.attempt,
+            detail: `running on runner ${runner?.name ?? job.runnerId ?? "?"}`,
+          },
+        ],
+        now,
+      );
+      return;
+    }
+    if (!current) {
+      if (told)
+        await log(
+          `No runner with labels [${[...new Set([SELF_HOSTED, ...job.labels])].join(", ")}] took this ` +
+            `${job.kind === "execute" ? "step" : "compensation"} before it ended` +
+            `${step?.reason ? ` (${step.reason})` : ""}\n`,
+        );
+      await dropStaleQueuedJobs(tx);
+      return;
+    }
+    if (!told) {
+      const waiting = waitingForRunner(job.labels, where);
+      if (job.kind === "execute")
+        await advanceRun(
+          tx,
+          ctx.flows,
+          job.runId,
+          [
+            {
+              type: "attempt.progress",
+              at: now,
+              step: job.step,
+              attempt: job.attempt,
+              detail: waiting,
+            },
+          ],
+          now,
+        );
+      await log(`The ${job.kind === "execute" ? "step" : "compensation"} is ${waiting}\n`);
+    }
+    const next = told ? Math.min(WAIT_POLL_MAX_MS, Math.max(1000, delayMs + 1000)) : 1000;
+    await enqueueTasks(tx, [runnerWaitTaskFor(job, next, true)]);
+  });
+};
 
 /** The lease watcher's task, due at `leaseUntil`. One per job (its key), replaced on each reschedule. */
 export function runnerLeaseTaskFor(job: { key: string; runId: string }, leaseUntil: Date): NewTask {

@@ -1,6 +1,6 @@
 /**
  * Self-hosted runners as a part of the GitHub app: the runner protocol route, the task
- * handlers that queue runner steps, and GitHub-backed admin checks (a repository admin
+ * handlers that send every `run` and `agent` step to runners, and GitHub-backed admin checks (a repository admin
  * creates tokens for the repository, an organisation admin for the organisation) and
  * checkout tokens (an installation token for one repository, contents: read, per step).
  */
@@ -8,12 +8,11 @@ import type { GitHubApp, GitHubAppPart } from "../github/github-app.js";
 import { hasPermission, repositoryPermission } from "../github/permissions.js";
 import { GitHubUsers } from "../http/github-users.js";
 import { AuthenticationError } from "../http/errors.js";
-import type { RunnerQueueOptions } from "./runner-queue.js";
 import { runnerTaskHandlers } from "./runner-queue.js";
 import type { CheckoutSource, RunnerAdminAuth } from "./runner-route.js";
 import { createRunnerRoute } from "./runner-route.js";
 
-export interface RunnersPartOptions extends RunnerQueueOptions {
+export interface RunnersPartOptions {
   /** (Default: 30 000 ms) */
   leaseMs?: number;
 }
@@ -21,7 +20,9 @@ export interface RunnersPartOptions extends RunnerQueueOptions {
 export function runnersPart(app: GitHubApp, options: RunnersPartOptions = {}): GitHubAppPart {
   return {
     name: "runners",
-    tasks: runnerTaskHandlers(options),
+    // Every `run` and `agent` step (and `run` compensation) goes to a runner: the app's
+    // host runs no flow code (DESIGN.md rule 10).
+    tasks: runnerTaskHandlers(),
     routes: [
       createRunnerRoute({
         store: app.store,

@@ -79,7 +79,11 @@ describe("baton in local mode (embedded database)", () => {
     };
     await writeFile(join(dir, "gate.yml"), APPROVAL_FLOW);
     await writeFile(join(dir, "signal.yml"), SIGNAL_FLOW);
-    await writeFile(join(dir, "slow.yml"), SLOW_FLOW);
+    // Steps get the minimal environment and what the flow declares, not the shell's.
+    await writeFile(
+      join(dir, "slow.yml"),
+      `env: { COMPENSATION_LOG: ${JSON.stringify(join(dir, "compensation.log"))} }\n${SLOW_FLOW}`,
+    );
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -164,8 +168,7 @@ describe("baton in local mode (embedded database)", () => {
 
   test("cancel from another terminal stops the run and compensates completed steps", async () => {
     const compensationLog = join(dir, "compensation.log");
-    const runEnv = { ...env, COMPENSATION_LOG: compensationLog };
-    const first = startBaton(["run", "slow.yml", "--wait", "--json"], { env: runEnv, cwd: dir });
+    const first = startBaton(["run", "slow.yml", "--wait", "--json"], { env, cwd: dir });
     const run = await waitFor(async () => {
       const found = (await listRuns(env, dir, ["--flow", "slow"]))[0];
       if (!found) return undefined;

@@ -18,6 +18,7 @@ import { eventually } from "../github/check-runs-harness.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeGitHub, type FakeCheckRun } from "../fake-github/server.js";
 import { patchPayload, sendWebhook, webhookExample } from "../fake-github/webhooks.js";
+import { startAppRunner } from "../runners/app-runner.js";
 
 const SECRET = "end to end";
 const REPO = "acme/widgets";
@@ -66,6 +67,9 @@ interface World {
   stop(): Promise<void>;
 }
 
+/** The installation's id in startWorld. */
+const INSTALLATION = 1;
+
 async function startWorld(testDb: TestDatabase): Promise<World> {
   const fake = await FakeGitHub.start({ secondaryRateLimit: { perMinute: 10_000 } });
   const app = await startAppAgainst(fake, testDb.db, {
@@ -73,14 +77,22 @@ async function startWorld(testDb: TestDatabase): Promise<World> {
     parts: { checkRuns: { writeIntervalMs: 5 } },
   });
   await fake.install({
-    installationId: 1,
+    installationId: INSTALLATION,
     account: "acme",
     repositories: [{ name: "widgets", files: { "README.md": "widgets\n" } }],
+  });
+  // In the app every `run` step goes to a self-hosted runner (none runs on the app's host).
+  const runner = await startAppRunner({
+    url: app.url,
+    store: testDb.db,
+    repository: REPO,
+    installationId: INSTALLATION,
   });
   return {
     fake,
     app,
     async stop() {
+      await runner.stop();
       await app.stop();
       await fake.stop();
     },
@@ -394,7 +406,8 @@ describe("schedules with two app processes (npm start) on one Postgres", () => {
           {
             name: "widgets",
             files: {
-              ".github/flows/tick.yml": `on:\n  schedule:\n    - cron: "* * * * *"\nsteps:\n  hi:\n    run: echo tick\n`,
+              // No `run` step: these `npm start` processes have no runner to send it to.
+              ".github/flows/tick.yml": `on:\n  schedule:\n    - cron: "* * * * *"\nsteps:\n  hi:\n    wait: { for: 1s }\n`,
             },
           },
         ],

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { signWebhookBody, webhookSecret } from "../../app/github/triggers/index.js";
+import { signWebhookRequest, webhookSecret } from "../../app/github/triggers/index.js";
 import type { RunningApp } from "../../app/github/start-app.js";
 import { baton, startBaton, type Running } from "../cli/baton-process.js";
 import { eventually } from "../github/check-runs-harness.js";
@@ -136,7 +136,7 @@ steps:
       method: "POST",
       headers: {
         "content-type": "application/json",
-        "x-baton-signature-256": signWebhookBody(secret, body),
+        ...signWebhookRequest(secret, body),
       },
       body,
     });

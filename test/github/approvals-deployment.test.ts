@@ -48,6 +48,7 @@ for (const backend of BACKENDS) {
       );
       h.fake.setRole(DEPLOYS, "lead", "maintain");
       h.fake.setRole(DEPLOYS, "reader", "read");
+      await h.runnerFor(DEPLOYS, 21);
     });
     after(async () => {
       h.fake.assertNoUnexpectedRequests();

@@ -21,6 +21,7 @@ import type { Database } from "../../app/store/database.js";
 import { saveFlowVersion } from "../../app/store/flow-versions.js";
 import type { SentWebhook } from "../fake-github/webhooks.js";
 import { FakeGitHub } from "../fake-github/server.js";
+import { startAppRunner } from "../runners/app-runner.js";
 import { eventually } from "./check-runs-harness.js";
 
 /** Set APPROVALS_TEST_LOG=1 to see the app's log. */
@@ -57,6 +58,8 @@ export interface ApprovalsHarness {
    * clock decides when a timer task is claimed, so the test fires it).
    */
   passTime(runId: string, ms: number): Promise<void>;
+  /** A runner for the `run` steps of another repository (acme/widgets has one). */
+  runnerFor(repository: string, installationId: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -93,6 +96,15 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
     recoveryIntervalMs: 0,
   });
   fake.webhook = { url: `${running.url}/api/github/webhooks`, secret: SECRET };
+  // The flows' `run` steps go to a runner, as in the app they always do.
+  const runners = [
+    await startAppRunner({
+      url: running.url,
+      store,
+      repository: REPOSITORY,
+      installationId: INSTALLATION,
+    }),
+  ];
   const service = running.app.service;
   const harness: ApprovalsHarness = {
     fake,
@@ -169,7 +181,11 @@ export async function startApprovalsApp(store: Database): Promise<ApprovalsHarne
         await advanceRun(tx, flows, runId, [], now());
       });
     },
+    async runnerFor(repository, installationId) {
+      runners.push(await startAppRunner({ url: running.url, store, repository, installationId }));
+    },
     async stop() {
+      await Promise.all(runners.map((runner) => runner.stop()));
       await running.stop();
       await fake.stop();
     },

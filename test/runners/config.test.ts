@@ -8,9 +8,10 @@ import {
   RunnerConfigError,
 } from "../../app/runner/runner-config.js";
 import { agentCommand } from "../../app/runner/agent.js";
-import { runnerLabelsFor } from "../../app/runners/runner-queue.js";
+import { MASK, SecretMasker } from "../../app/runner/secret-masker.js";
+import { runnerLabelsFor, waitingForRunner } from "../../app/runners/runner-queue.js";
 
-test("runs-on becomes the labels a runner must have; steps without it stay local unless they are agents", () => {
+test("runs-on becomes the labels a runner must have; every run and agent step is a runner's", () => {
   assert.deepEqual(runnerLabelsFor("run", { run: "x", "runs-on": "linux" }), ["linux"]);
   assert.deepEqual(runnerLabelsFor("run", { run: "x", "runs-on": ["self-hosted", "gpu"] }), [
     "self-hosted",
@@ -20,10 +21,9 @@ test("runs-on becomes the labels a runner must have; steps without it stay local
     runnerLabelsFor("run", { run: "x", "runs-on": { ssh: "build-vm", labels: ["eu"] } }),
     ["eu", "ssh:build-vm"],
   );
-  assert.equal(runnerLabelsFor("run", { run: "x" }), undefined);
-  assert.deepEqual(runnerLabelsFor("run", { run: "x" }, { routeUnlabelled: true }), [
-    "self-hosted",
-  ]);
+  // Without runs-on: any runner (they all have self-hosted), never the host's own shell.
+  assert.deepEqual(runnerLabelsFor("run", { run: "x" }), ["self-hosted"]);
+  assert.deepEqual(runnerLabelsFor("run", { run: "x", "runs-on": [] }), ["self-hosted"]);
   assert.deepEqual(runnerLabelsFor("agent", { agent: { prompt: "p" } }), ["self-hosted"]);
   assert.equal(runnerLabelsFor("workflow", { workflow: "x.yml", "runs-on": "linux" }), undefined);
 });
@@ -80,4 +80,59 @@ test("the agent's command is the template with references to variables: the prom
     'codex exec "${BATON_AGENT_PROMPT}" # ${BATON_AGENT_BUDGET_USD}',
   );
   assert.throws(() => agentCommand("run $'{prompt}'"), /no shell variable expands.*outside quotes/);
+});
+
+test("a step waiting for a runner says which labels and how to register one", () => {
+  assert.equal(
+    waitingForRunner(["self-hosted"], "acme/widgets"),
+    "waiting for a runner with labels [self-hosted]; register one with " +
+      "`baton runner-token create --repo acme/widgets` then `baton runner --token …`",
+  );
+  assert.equal(
+    waitingForRunner(["linux", "ssh:vm"], undefined),
+    "waiting for a runner with labels [self-hosted, linux, ssh:vm]; register one with " +
+      "`baton runner-token create` then `baton runner --token … --label linux --config <a file with ssh: vm>`",
+  );
+});
+
+test("secrets of the configuration are in the step's environment, and refused when too short or twice", () => {
+  const config = parseRunnerConfig({
+    env: { NODE_ENV: "production" },
+    secrets: { NPM_TOKEN: "npm_abcdef", PORT_PIN: 12345 },
+  });
+  assert.deepEqual(config.env, {
+    NODE_ENV: "production",
+    NPM_TOKEN: "npm_abcdef",
+    PORT_PIN: "12345",
+  });
+  assert.deepEqual(config.secrets, { NPM_TOKEN: "npm_abcdef", PORT_PIN: "12345" });
+  assert.throws(
+    () => parseRunnerConfig({ secrets: { PIN: "123" } }, "runner.yml"),
+    /^RunnerConfigError: runner\.yml: secrets\.PIN is shorter than 4 characters/,
+  );
+  assert.throws(
+    () => parseRunnerConfig({ env: { T: "abcd" }, secrets: { T: "abcd" } }),
+    /T is under both env and secrets/,
+  );
+  assert.throws(() => parseRunnerConfig({ secrets: ["x"] }), /secrets must be a mapping/);
+});
+
+test("the masker masks secrets, lines of multi-line ones, and secrets cut across pieces of a stream", () => {
+  const masker = new SecretMasker(["hunter22", "line-one\nline-two", "abc"]);
+  assert.equal(masker.mask("pw=hunter22!"), `pw=${MASK}!`);
+  assert.equal(masker.mask("a line-two b"), `a ${MASK} b`);
+  assert.equal(
+    masker.mask("abc stays: too short to be masked"),
+    "abc stays: too short to be masked",
+  );
+  assert.deepEqual(masker.maskAll({ out: "hunter22hunter22" }), { out: MASK + MASK });
+  const pieces: string[] = [];
+  const stream = masker.stream((text) => pieces.push(text));
+  for (const piece of ["the key is hun", "t", "er2", "2; next: hunt", "ing season\n", "hunte"])
+    stream.write(piece);
+  stream.end();
+  const text = pieces.join("");
+  assert.equal(text, `the key is ${MASK}; next: hunting season\nhunte`);
+  // Text that cannot begin a secret is not held back.
+  assert.ok(pieces.includes("the key is "), JSON.stringify(pieces));
 });

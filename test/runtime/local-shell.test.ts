@@ -52,6 +52,48 @@ describe("localShell", () => {
     assert.ok(e.logs.includes("stderr:err\n"));
   });
 
+  it("gives the step the minimal inherited set and what is declared, never the rest of this process's environment", async () => {
+    process.env.BATON_TEST_CANARY = "canary-in-the-process";
+    const lang = process.env.LANG;
+    process.env.LANG = "C.UTF-8";
+    try {
+      const declared = localShell({ killGraceMs: 300, baseEnv: { FROM_CONFIG: "configured" } });
+      const result = await declared(
+        execution(
+          `env | cut -d= -f1 | sort | tr '\\n' ' ' | sed 's/^/names=/' >> "$BATON_OUTPUT"; echo >> "$BATON_OUTPUT"
+           echo "canary=\${BATON_TEST_CANARY-unset}" >> "$BATON_OUTPUT"
+           echo "path=$PATH" >> "$BATON_OUTPUT"; echo "home=$HOME" >> "$BATON_OUTPUT"`,
+        ),
+      );
+      assert.equal(result.outcome, "success", result.error);
+      assert.equal(result.outputs.canary, "unset");
+      assert.equal(result.outputs.path, process.env.PATH);
+      assert.equal(result.outputs.home, process.env.HOME);
+      const names = (result.outputs.names ?? "").trim().split(" ");
+      const allowed = new Set(["PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "SHELL"]);
+      // What the shell itself sets (PWD, SHLVL, _, OLDPWD) is not inherited.
+      const shells = new Set(["PWD", "SHLVL", "_", "OLDPWD"]);
+      const extra = names.filter(
+        (name) =>
+          !allowed.has(name) &&
+          !shells.has(name) &&
+          !name.startsWith("BATON_") &&
+          !["GITHUB_OUTPUT", "GREETING", "FROM_CONFIG"].includes(name),
+      );
+      assert.deepEqual(
+        extra,
+        [],
+        `only the minimal set and the declared variables: ${names.join(" ")}`,
+      );
+      for (const name of ["PATH", "HOME", "LANG", "GREETING", "FROM_CONFIG"])
+        assert.ok(names.includes(name), `${name} is there: ${names.join(" ")}`);
+    } finally {
+      delete process.env.BATON_TEST_CANARY;
+      if (lang === undefined) delete process.env.LANG;
+      else process.env.LANG = lang;
+    }
+  });
+
   it("fails with the exit code and the last lines of stderr, and stops at the first failing command", async () => {
     const result = await shell(execution(`echo one >&2; echo two >&2; false; echo never >&2`));
     assert.equal(result.outcome, "failure");

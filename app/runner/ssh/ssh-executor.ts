@@ -45,9 +45,10 @@ export interface SshExecutorOptions {
   /** The largest piece of output passed to execution.log at once. (Default: 16384 characters) */
   logChunkChars?: number;
   /**
-   * Added to every step's environment on the host, under the step's own (e.g. the runner
-   * configuration's `env`). The runner's own process environment never goes to a host.
-   * (Default: none)
+   * Added to every step's environment on the host, under the step's own (the runner
+   * configuration's `env` and `secrets`; the runner masks the secrets in what the step
+   * prints). The runner's own process environment never goes to a host: the step gets the
+   * host's login environment and these. (Default: none)
    */
   baseEnv?: Record<string, string>;
 }
