@@ -53,14 +53,20 @@ const child = spawn(
 );
 // A Ctrl-C reaches the tests from the terminal anyway; a signal sent to the runner alone is
 // passed on. Either way the runner waits for them to end, then stops the server.
+let interrupted: NodeJS.Signals | undefined;
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => child.kill(signal));
+  process.on(signal, () => {
+    interrupted = signal;
+    child.kill(signal);
+  });
 }
 const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
   child.once("exit", (code, signal) => resolve({ code, signal })),
 );
 
-let exitCode = ended.code ?? 128 + (ended.signal === null ? 0 : constants.signals[ended.signal]);
+const signal = interrupted ?? ended.signal;
+let exitCode =
+  signal !== null && signal !== undefined ? 128 + constants.signals[signal] : (ended.code ?? 1);
 try {
   await server.stop();
 } catch (error: unknown) {

@@ -17,7 +17,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chownSync, closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -144,8 +144,10 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
   const started = performance.now();
   const binaries = await embeddedBinaries();
   const owner = clusterOwner();
-  const dir = await mkdtemp(join(tmpdir(), "baton-test-postgres-"));
+  await removeAbandoned();
+  const dir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
   try {
+    await writeFile(join(dir, RUNNER_PID), String(process.pid));
     if (owner.uid !== undefined) chownSync(dir, owner.uid, owner.gid);
     const data = join(dir, "data");
     const log = join(dir, "postgres.log");
@@ -212,6 +214,32 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
   } catch (error: unknown) {
     await rm(dir, { recursive: true, force: true });
     throw error;
+  }
+}
+
+const DIR_PREFIX = "baton-test-postgres-";
+const RUNNER_PID = "runner.pid";
+
+/**
+ * Directories of embedded servers whose runner was killed outright (SIGKILL: no chance to
+ * clean up; the server itself went down with it, see spawnAs). A directory without the pid
+ * file is one being set up right now.
+ */
+async function removeAbandoned(): Promise<void> {
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    const pid = Number(await readFile(join(dir, RUNNER_PID), "utf8").catch(() => "0"));
+    if (pid > 0 && !isAlive(pid)) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error: unknown) {
+    return (error as { code?: unknown }).code === "EPERM";
   }
 }
 
