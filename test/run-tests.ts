@@ -38,8 +38,10 @@ let server: TestPostgres;
 try {
   server = await chooseTestPostgres({ env: process.env, log });
 } catch (error: unknown) {
-  if (!(error instanceof TestDatabaseUnreachableError)) throw error;
-  console.error(`test run: ${error.message}`);
+  // No test can use a server that is not there: one clear answer rather than a failure each.
+  const message = error instanceof Error ? error.message : String(error);
+  const what = error instanceof TestDatabaseUnreachableError ? "" : "no test database: ";
+  console.error(`test run: ${what}${message}`);
   process.exit(1);
 }
 

