@@ -14,12 +14,17 @@ import { migrate } from "../../app/store/migrate.js";
 import { MIGRATIONS } from "../../app/store/migrations/index.js";
 import { openPglite } from "../../app/store/pglite.js";
 import { openPostgres } from "../../app/store/postgres.js";
+import { DEFAULT_TEST_DATABASE_URL } from "./test-postgres-server.js";
 
 export type Backend = "postgres" | "pglite";
 export const BACKENDS: readonly Backend[] = ["postgres", "pglite"];
 
+/**
+ * The server test databases are made on: TEST_DATABASE_URL, which `npm test`'s runner
+ * (test/run-tests.ts) always sets, to the server it picked or started.
+ */
 export function adminUrl(): string {
-  return process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  return process.env.TEST_DATABASE_URL ?? DEFAULT_TEST_DATABASE_URL;
 }
 
 const schemaHash = createHash("sha256")
@@ -131,7 +136,20 @@ async function ensurePostgresTemplate(): Promise<string> {
 
 async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: adminUrl() });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (error: unknown) {
+    // A test file run with plain `node --test`, and no server where it looked.
+    const code = (error as { code?: unknown }).code;
+    if (code !== "ECONNREFUSED" && code !== "ENOTFOUND" && code !== "EHOSTUNREACH") throw error;
+    const where = process.env.TEST_DATABASE_URL === undefined ? "default" : "TEST_DATABASE_URL";
+    throw new Error(
+      `no Postgres for the tests at the ${where} address (${String(error)}): run them through ` +
+        "`node dist/test/run-tests.js <files>` (what `npm test` does), which starts one, or " +
+        "set TEST_DATABASE_URL to a server.",
+      { cause: error },
+    );
+  }
   try {
     return await fn(client);
   } finally {

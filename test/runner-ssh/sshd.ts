@@ -9,8 +9,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { missingLine, OPENSSH_SERVER } from "../helpers/requirements.js";
 
-const SSHD = "/usr/sbin/sshd";
+const SSHD = OPENSSH_SERVER.path;
 
 export interface TestSshd {
   port: number;
@@ -26,12 +27,7 @@ export interface TestSshd {
 }
 
 export async function startSshd(): Promise<TestSshd> {
-  if (!existsSync(SSHD)) {
-    throw new Error(
-      `${SSHD} is missing: the SSH tests need Debian's OpenSSH server. Install it with ` +
-        "`apt-get update && apt-get install -y openssh-server` (.ci/run does this in CI).",
-    );
-  }
+  if (!existsSync(SSHD)) throw new Error(missingLine(OPENSSH_SERVER));
   const dir = await mkdtemp(join(tmpdir(), "baton-sshd-"));
   const keygen = (file: string, passphrase = "") =>
     execFileSync("ssh-keygen", [
