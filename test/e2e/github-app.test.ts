@@ -29,6 +29,7 @@ on:
       who: { type: string, default: world }
   github:
     issues: { types: [labeled], labels: [hello] }
+permissions: { issues: write }
 steps:
   greet:
     env: { WHO: "\${{ inputs.who }}" }
