@@ -16,7 +16,7 @@ import { parse } from "yaml";
 import type { RunningApp } from "../../app/github/start-app.js";
 import { eventually } from "../github/check-runs-harness.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { FakeGitHub, type FakeCheckRun } from "../fake-github/server.js";
+import { FakeGitHub } from "../fake-github/server.js";
 import { BATON_APP_PERMISSIONS } from "../fake-github/permissions.js";
 import { startAppAgainst } from "../fake-github/start-app-against.js";
 
@@ -62,10 +62,6 @@ async function startWorld(): Promise<World> {
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   return { fake, app, testDb, attacker: { url: `http://127.0.0.1:${port}`, hits, server } };
-}
-
-function checkRunNamed(fake: FakeGitHub, name: string): FakeCheckRun | undefined {
-  return fake.checkRuns.filter((c) => c.name === name).at(-1);
 }
 
 /** Push flows to the default branch and wait for them to be live. */
