@@ -122,7 +122,13 @@ export function buildGithubRequest(
       failure ??= `the path parameter \`{${name}}\` is ${JSON.stringify(value)}, which is not a value of one path segment`;
       return "";
     }
-    return encodeURIComponent(value);
+    try {
+      return encodeURIComponent(value);
+    } catch {
+      // A lone surrogate: no URL can carry it.
+      failure ??= `the path parameter \`{${name}}\` is not valid Unicode text`;
+      return "";
+    }
   });
   if (failure !== undefined) return { error: failure };
   const rest = Object.entries(values).filter(([name]) => !route.params.includes(name));
