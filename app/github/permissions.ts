@@ -68,6 +68,15 @@ export function stepTokenPermissions(declared: TokenPermissions | undefined): St
   return { kind: "some", permissions };
 }
 
+/**
+ * A `workflow` step's token: its workflow's repository only; read the workflow file and the
+ * default branch, dispatch, follow and cancel runs.
+ */
+export const WORKFLOW_TOKEN_PERMISSIONS: StepTokenPermissions = {
+  kind: "some",
+  permissions: { actions: "write", contents: "read", metadata: "read" },
+};
+
 /** `contents: read, issues: write` (app permission names), for logs and errors. */
 export function describeTokenPermissions(permissions: StepTokenPermissions): string {
   if (permissions.kind !== "some") return permissions.kind;
