@@ -15,7 +15,9 @@
  * Credentials are checked like GitHub does: `/app/...` routes need a JWT signed with the
  * app's private key (RS256, iss = the app id); repository routes need an installation
  * token from `POST /app/installations/{id}/access_tokens`, for an installation that can
- * see the repository, not expired. Paths may carry GitHub Enterprise Server's `/api/v3`
+ * see the repository, not expired, and carrying the permission the route needs (403
+ * otherwise; permissions.ts: installations grant app.yml's permissions, a token has what it
+ * was minted with, asking for more than the installation has is 422). Paths may carry GitHub Enterprise Server's `/api/v3`
  * prefix, so an app configured with GHE_HOST/GHE_PROTOCOL can be pointed here. A user token
  * (`userToken(login)`) is good for `GET /user` only. Writes are paced by GitHub's secondary
  * rate limit (403 with `retry-after`, GitHub's behaviour, so not unexpected).
