@@ -81,10 +81,7 @@ describe("github step requests under random values", () => {
           ].join("\n");
           const validated = parseFlow(source, "property.yml");
           assert.ok(validated.flow, JSON.stringify(validated.diagnostics));
-          const expanded = expandDeep(spec, { contexts: { inputs } }) as Record<
-            string,
-            unknown
-          >;
+          const expanded = expandDeep(spec, { contexts: { inputs } }) as Record<string, unknown>;
           const built = buildGithubRequest(route, expanded, REPOSITORY);
           if ("error" in built) {
             assert.ok(
