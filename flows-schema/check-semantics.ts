@@ -33,7 +33,8 @@ import {
 import type { FlowDefinition, StepDefinition, StepKind } from "./schema.js";
 import { holeContexts, SCRIPT_VARIABLE_PATTERN, scriptReference } from "./shell-quoting.js";
 import { MAX_STEPS } from "./limits.js";
-import { STEP_KINDS } from "./schema.js";
+import { PERMISSION_SCOPES, SCOPES_WITHOUT_APP_PERMISSION, STEP_KINDS } from "./schema.js";
+import { parseGithubRoute } from "./github-request.js";
 import { didYouMean } from "./suggest.js";
 
 export interface SemanticFinding {
@@ -178,7 +179,6 @@ export const GITHUB_EVENTS = [
 ];
 
 const WORKFLOW_PATTERN = /^(?:[\w.-]+\/[\w.-]+\/\.github\/workflows\/)?[\w.-]+\.ya?ml$/;
-const GITHUB_REQUEST_PATTERN = /^(GET|POST|PUT|PATCH|DELETE) (\/\S*)$/;
 const TIMESTAMP_PATTERN =
   /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$/;
 
@@ -229,6 +229,7 @@ class SemanticChecker {
 
   run(): SemanticFinding[] {
     this.checkTriggers();
+    this.checkTokenPermissions();
     this.checkDuration(["timeout"], this.flow.timeout, DURATION_RANGES.runTimeout);
     if (this.stepIds.length > MAX_STEPS) {
       this.error(
@@ -565,33 +566,54 @@ class SemanticChecker {
     github: { request: string; with?: Record<string, unknown> | undefined },
   ): void {
     const path = [...base, "request"];
-    const match = GITHUB_REQUEST_PATTERN.exec(github.request);
-    if (!match) {
-      this.error(
-        path,
-        '`request` must be "METHOD /path" with METHOD one of GET, POST, PUT, PATCH, DELETE, e.g. "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"',
-      );
+    const parsed = parseGithubRoute(github.request);
+    if ("error" in parsed) {
+      this.error(path, parsed.error);
       return;
     }
-    const route = match[2] ?? "";
-    if (!/^\/repos\/\{owner\}\/\{repo\}(?:\/|$)/.test(route)) {
-      this.error(
-        path,
-        "a github step may only call this repository's endpoints: the path must start with /repos/{owner}/{repo}",
-      );
-      return;
+    for (const name of ["owner", "repo"]) {
+      if (github.with?.[name] !== undefined)
+        this.error(
+          [...base, "with", name],
+          `\`${name}\` is the run's repository and cannot be given in \`with\`: a github step calls its own repository only`,
+          "key",
+        );
     }
     // `{owner}` and `{repo}` are the run's; every other path parameter comes from `with`.
-    for (const parameter of route.matchAll(/\{([^}]+)\}/g)) {
-      const name = parameter[1] ?? "";
-      if (name === "owner" || name === "repo" || github.with?.[name] !== undefined) continue;
-      this.findings.push({
-        severity: "error",
-        path,
-        offset: github.request.indexOf(`{${name}}`),
-        length: name.length + 2,
-        message: `the path parameter \`{${name}}\` needs a value: add \`${name}\` under \`github.with\``,
-      });
+    for (const name of parsed.route.params) {
+      const value = github.with?.[name];
+      if (value === undefined) {
+        this.findings.push({
+          severity: "error",
+          path,
+          offset: github.request.indexOf(`{${name}}`),
+          length: name.length + 2,
+          message: `the path parameter \`{${name}}\` needs a value: add \`${name}\` under \`github.with\``,
+        });
+      } else if (value === "" || value === "." || value === ".." || typeof value === "object") {
+        this.error(
+          [...base, "with", name],
+          `the path parameter \`{${name}}\` must be one segment's value (a string other than "", "." and "..", or a number), not ${JSON.stringify(value)}`,
+        );
+      }
+    }
+  }
+
+  /** `permissions`: Actions' scope names, each with a GitHub App permission. */
+  private checkTokenPermissions(): void {
+    const permissions = this.flow.permissions;
+    if (permissions === undefined || typeof permissions === "string") return;
+    const scopes = Object.keys(PERMISSION_SCOPES);
+    for (const scope of Object.keys(permissions)) {
+      if (scope in PERMISSION_SCOPES) continue;
+      const why = SCOPES_WITHOUT_APP_PERMISSION[scope];
+      this.error(
+        ["permissions", scope],
+        why !== undefined
+          ? `${why}; remove it from \`permissions\``
+          : `\`${scope}\` is not a permission of GitHub Actions' \`permissions\` that a GitHub App token can have${didYouMean(scope, scopes) || `; the scopes are ${scopes.join(", ")}`}`,
+        "key",
+      );
     }
   }
 

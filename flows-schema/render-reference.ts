@@ -74,7 +74,7 @@ const FALLBACK_EXAMPLES: Record<string, string> = {
   "flow.steps.<id>.approval.approvers.users": "users: [alice, bob]",
   "flow.steps.<id>.wait.until": 'until: "2026-12-24T09:00:00Z"',
   "flow.steps.<id>.compensate.github":
-    "github: { request: DELETE /repos/{owner}/{repo}/git/refs/heads/{branch}, with: { branch: tmp } }",
+    "github: { request: DELETE /repos/{owner}/{repo}/git/refs/{ref}, with: { ref: heads/tmp } }",
   "flow.steps.<id>.retry.max-delay": "max-delay: 10m",
   "flow.concurrency.mode": "mode: cancel-in-progress",
   "flow.steps": "steps: { build: { run: make }, test: { needs: build, run: make test } }",

@@ -343,20 +343,67 @@ export const waitSpec = z
     "Pause the run: for a signal, for a time, or until a moment. Exactly one of the three.",
   );
 
+/**
+ * GitHub Actions' `permissions` scopes (docs: "Controlling permissions for GITHUB_TOKEN")
+ * that have a GitHub App permission, and its name: what a flow's `github` steps' tokens
+ * are minted with.
+ */
+export const PERMISSION_SCOPES = {
+  actions: "actions",
+  attestations: "attestations",
+  checks: "checks",
+  contents: "contents",
+  deployments: "deployments",
+  discussions: "discussions",
+  issues: "issues",
+  packages: "packages",
+  pages: "pages",
+  "pull-requests": "pull_requests",
+  "repository-projects": "repository_projects",
+  "security-events": "security_events",
+  statuses: "statuses",
+} as const;
+export type PermissionScope = keyof typeof PERMISSION_SCOPES;
+
+/** Actions scopes that no GitHub App installation token can carry, and why. */
+export const SCOPES_WITHOUT_APP_PERMISSION: Readonly<Record<string, string>> = {
+  "id-token":
+    "`id-token` is an Actions job's OIDC token; a Baton step gets none (a `workflow` step's job asks Actions for it)",
+  models:
+    "`models` (GitHub Models inference) is not a permission a GitHub App installation token can have",
+};
+
+export const tokenPermissions = z
+  .union([
+    z.record(z.string(), z.enum(["read", "write", "none"])),
+    z.enum(["read-all", "write-all"]),
+  ])
+  .describe(
+    "What the installation token of each `github` step may do, in GitHub Actions' syntax: " +
+      "`read-all`, `write-all`, `{}` (metadata only), or scopes (`contents`, `issues`, " +
+      "`pull-requests`, `checks`, `actions`, `deployments`, `statuses`, …) mapped to `read`, " +
+      "`write` or `none`; unnamed scopes are `none`. The token covers this repository only, and " +
+      "it always reads metadata. (Default: `{ contents: read }`)",
+  );
+
 export const githubRequest = z
   .strictObject({
     request: z
       .string()
       .describe(
-        'One REST call, "METHOD /path", e.g. "POST /repos/{owner}/{repo}/issues/{issue_number}/comments". ' +
-          "`{owner}` and `{repo}` are the run's repository; the call is restricted to it.",
+        'One REST call, "METHOD /path", a route of GitHub\'s REST API under /repos/{owner}/{repo}, e.g. "POST /repos/{owner}/{repo}/issues/{issue_number}/comments". ' +
+          "`{owner}` and `{repo}` are the run's repository; the call is restricted to it. No expressions: values go in `with`.",
       ),
     with: z
       .record(z.string(), z.unknown())
       .optional()
-      .describe("Path parameters and the request body. Expressions are expanded."),
+      .describe(
+        "Path parameters (each URL-encoded into its one segment), then query parameters (GET) or body fields. Expressions are expanded.",
+      ),
   })
-  .describe("One GitHub REST call with the app's installation token.");
+  .describe(
+    "One GitHub REST call, with a token for this repository and the flow's `permissions` only.",
+  );
 
 /** The kinds a step can be: exactly one of these keys per step. */
 export const STEP_KINDS = [
@@ -479,6 +526,7 @@ export const flowDefinition = z
     description: z.string().optional().describe("What the flow is for."),
     on: triggers.optional(),
     concurrency: concurrency.optional(),
+    permissions: tokenPermissions.optional(),
     timeout: duration
       .optional()
       .describe("Cancel the run if it takes longer than this (1s to 365d). (Default: 30d)"),
@@ -509,3 +557,4 @@ export type RetrySpec = z.output<typeof retry>;
 export type Compensation = z.output<typeof compensation>;
 export type GithubEventFilter = z.output<typeof githubEventFilter>;
 export type PermissionLevel = z.output<typeof permissionLevel>;
+export type TokenPermissions = z.output<typeof tokenPermissions>;

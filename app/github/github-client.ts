@@ -8,10 +8,16 @@
  * serialised, 1 s apart, per process). Across processes, the check-run writer paces
  * itself through the database as well (app/github/check-runs).
  *
+ * Steps get neither: `forRepository` mints a token for one repository of the installation
+ * and only the permissions the step's flow declares (DESIGN.md rule 12), asked of GitHub
+ * when it is minted (`POST /app/installations/{id}/access_tokens` with `repositories` and
+ * `permissions`; GitHub answers 422 for a permission the installation does not have).
+ *
  * `baseUrl` is https://api.github.com, or `${GHE_PROTOCOL}://${GHE_HOST}/api/v3` for
  * GitHub Enterprise Server (also how tests point Baton at the fake GitHub).
  */
 import { ProbotOctokit } from "probot";
+import type { StepTokenPermissions } from "./permissions.js";
 
 export type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -33,7 +39,30 @@ export interface GitHubClient {
   app(): Octokit;
   /** Authenticated as one installation; the client is cached per installation. */
   installation(installationId: number): Octokit;
+  /**
+   * Authenticated with a token for one repository ("owner/repo") of the installation and
+   * these permissions only; cached per (installation, repository, permissions) until five
+   * minutes before the token expires. Rejects with GitHub's answer (422: the installation
+   * lacks a permission asked for; 422 or 404: it cannot see the repository).
+   */
+  forRepository(
+    installationId: number,
+    repository: string,
+    permissions: StepTokenPermissions,
+  ): Promise<Octokit>;
 }
+
+interface RepositoryToken {
+  minting: Promise<Octokit>;
+  /** Once minted: when GitHub says the token expires (ms since the epoch). */
+  expiresAt?: number;
+}
+
+/** A cached token is used until this long before GitHub says it expires. */
+const TOKEN_REFRESH_MARGIN_MS = 5 * 60 * 1000;
+
+/** GitHub App permissions that have no `read` level: `read-all` leaves them out. */
+const WRITE_ONLY_PERMISSIONS = new Set(["workflows", "profile"]);
 
 export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
   const baseUrl = (options.baseUrl ?? "https://api.github.com").replace(/\/+$/, "");
@@ -47,6 +76,40 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
     auth: { appId: options.appId, privateKey: options.privateKey },
   });
   const installations = new Map<number, Octokit>();
+  /** Minting (expiresAt unset) or minted tokens, by installation, repository and permissions. */
+  const repositoryTokens = new Map<string, RepositoryToken>();
+
+  async function mintForRepository(
+    installationId: number,
+    repository: string,
+    permissions: StepTokenPermissions,
+  ): Promise<{ octokit: Octokit; expiresAt: number }> {
+    let requested: Record<string, string> | undefined;
+    if (permissions.kind === "some") requested = { ...permissions.permissions };
+    else if (permissions.kind === "read-all") {
+      const { data } = await appClient.request("GET /app/installations/{installation_id}", {
+        installation_id: installationId,
+      });
+      requested = {};
+      for (const name of Object.keys(data.permissions ?? {}))
+        if (!WRITE_ONLY_PERMISSIONS.has(name)) requested[name] = "read";
+    }
+    // `repositories` takes names without the owner: the installation is the owner's.
+    const name = repository.slice(repository.indexOf("/") + 1);
+    const { data } = await appClient.request(
+      "POST /app/installations/{installation_id}/access_tokens",
+      {
+        installation_id: installationId,
+        repositories: [name],
+        ...(requested !== undefined ? { permissions: requested } : {}),
+      },
+    );
+    return {
+      octokit: new ProbotOctokit({ ...common, auth: { token: data.token } }),
+      expiresAt: Date.parse(data.expires_at),
+    };
+  }
+
   return {
     baseUrl,
     app: () => appClient,
@@ -60,6 +123,33 @@ export function createGitHubClient(options: GitHubClientOptions): GitHubClient {
         installations.set(installationId, client);
       }
       return client;
+    },
+    forRepository(installationId, repository, permissions) {
+      const key = JSON.stringify([
+        installationId,
+        repository.toLowerCase(),
+        permissions.kind,
+        permissions.kind === "some" ? Object.entries(permissions.permissions).sort() : [],
+      ]);
+      const now = Date.now();
+      const fresh = (entry: RepositoryToken) =>
+        entry.expiresAt === undefined || entry.expiresAt - TOKEN_REFRESH_MARGIN_MS > now;
+      const cached = repositoryTokens.get(key);
+      if (cached && fresh(cached)) return cached.minting;
+      for (const [other, entry] of repositoryTokens)
+        if (!fresh(entry)) repositoryTokens.delete(other);
+      const entry: RepositoryToken = {
+        minting: mintForRepository(installationId, repository, permissions).then((minted) => {
+          entry.expiresAt = minted.expiresAt;
+          return minted.octokit;
+        }),
+      };
+      // A refused mint is not cached: the next step asks GitHub again.
+      entry.minting.catch(() => {
+        if (repositoryTokens.get(key) === entry) repositoryTokens.delete(key);
+      });
+      repositoryTokens.set(key, entry);
+      return entry.minting;
     },
   };
 }

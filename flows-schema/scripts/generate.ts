@@ -1,6 +1,7 @@
 /**
  * `npm run schema`: writes flows-schema/flow.schema.json and flows-schema/README.md from
- * the zod schema, the README template and the example flows. The only file in
+ * the zod schema, the README template and the example flows, and flows-schema/github-routes.ts
+ * from GitHub's REST description (scripts/github-routes.ts). The only file in
  * flows-schema that does I/O. A test regenerates both in memory and fails when the
  * committed files are stale.
  */
@@ -8,6 +9,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { generatedFiles } from "./generated-files.js";
+import { GITHUB_ROUTES_FILE, readOpenApi, renderGithubRoutes } from "./github-routes.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -20,6 +22,9 @@ async function main(): Promise<void> {
     await writeFile(join(ROOT, path), text);
     process.stdout.write(`wrote ${path}\n`);
   }
+  const { doc, version } = readOpenApi();
+  await writeFile(join(ROOT, GITHUB_ROUTES_FILE), await renderGithubRoutes(doc, version));
+  process.stdout.write(`wrote ${GITHUB_ROUTES_FILE}\n`);
 }
 
 await main();

@@ -30,6 +30,7 @@ on:
       who: { type: string, default: world }
   github:
     issues: { types: [labeled], labels: [hello] }
+permissions: { issues: write }
 steps:
   greet:
     env: { WHO: "\${{ inputs.who }}" }
@@ -243,6 +244,10 @@ steps:
         );
         // Cloned from GitHub (git over HTTP, with a token minted for the step) at the commit.
         assert.deepEqual(steps.rows[0]?.outputs, { readme: "widgets", head: pushed.sha });
+        // That token: the run's repository only, read-only contents (DESIGN.md rule 12).
+        const checkoutToken = fake.issuedTokens.filter((t) => t.repositoryIds !== undefined).at(-1);
+        assert.deepEqual(checkoutToken?.repositoryIds, [fake.repository(REPO).id]);
+        assert.deepEqual(checkoutToken?.permissions, { contents: "read", metadata: "read" });
         fake.assertNoUnexpectedRequests();
       } finally {
         runner.kill("SIGTERM");

@@ -15,7 +15,9 @@
  * Credentials are checked like GitHub does: `/app/...` routes need a JWT signed with the
  * app's private key (RS256, iss = the app id); repository routes need an installation
  * token from `POST /app/installations/{id}/access_tokens`, for an installation that can
- * see the repository, not expired. Paths may carry GitHub Enterprise Server's `/api/v3`
+ * see the repository, not expired, and carrying the permission the route needs (403
+ * otherwise; permissions.ts: installations grant app.yml's permissions, a token has what it
+ * was minted with, asking for more than the installation has is 422). Paths may carry GitHub Enterprise Server's `/api/v3`
  * prefix, so an app configured with GHE_HOST/GHE_PROTOCOL can be pointed here. A user token
  * (`userToken(login)`) is good for `GET /user` only. Writes are paced by GitHub's secondary
  * rate limit (403 with `retry-after`, GitHub's behaviour, so not unexpected).
@@ -48,6 +50,16 @@ import { GIT_HTTP_PATH, serveGitHttp } from "./git-http.js";
 import { FakeActionsOidc, OIDC_PATH } from "./actions-oidc.js";
 import { GitObjects, type Commit } from "./git-objects.js";
 import { checkRequest, findOperation, type MatchedOperation } from "./openapi.js";
+import {
+  allows,
+  BATON_APP_PERMISSIONS,
+  describeNeeds,
+  GIT_FETCH_NEEDS,
+  grant,
+  OPERATION_PERMISSIONS,
+  PERMISSIONS_NOT_GRANTED,
+  type AppPermissions,
+} from "./permissions.js";
 import {
   patchPayload,
   patchUser,
@@ -162,6 +174,8 @@ export interface FakePullRequest {
   base: { ref: string; sha: string };
   user: string;
   state: "open" | "closed";
+  /** Set by `PUT …/pulls/{n}/merge`. */
+  merged?: boolean;
 }
 
 export interface FakeReview {
@@ -214,6 +228,8 @@ interface Repository {
   roles: Map<string, RepositoryRole>;
   pulls: Map<number, FakePullRequest>;
   issues: Set<number>;
+  /** Labels added through the REST API, by issue or pull request number. */
+  labels: Map<number, string[]>;
   reviews: FakeReview[];
 }
 
@@ -221,6 +237,36 @@ interface Installation {
   id: number;
   account: string;
   createdAt: string;
+  /** What the owner granted the app (Default: app.yml's default_permissions). */
+  permissions: AppPermissions;
+}
+
+/** A route refused for the token's permissions (403), GitHub's answer, so not unexpected. */
+export interface PermissionRefusal {
+  method: string;
+  path: string;
+  operationId: string;
+  /** What the route needs: one of these. */
+  needs: string;
+  /** What the token had. */
+  permissions: Record<string, string>;
+  repositoryIds: number[] | undefined;
+}
+
+/** A token GitHub would not mint (422): more permissions than the installation has. */
+export interface TokenRefusal {
+  installationId: number;
+  requested: Record<string, unknown>;
+  installation: AppPermissions;
+}
+
+/** An issue created through the REST API (`POST /repos/{o}/{r}/issues`). */
+export interface FakeIssue {
+  repository: string;
+  number: number;
+  title: string;
+  body: string | null;
+  labels: string[];
 }
 
 interface UserGrant {
@@ -228,12 +274,12 @@ interface UserGrant {
   id: number;
 }
 
-interface IssuedToken {
+export interface IssuedToken {
   installationId: number;
   expiresAt: number;
   /** Repository ids the token is restricted to; undefined for all of the installation's. */
   repositoryIds: number[] | undefined;
-  permissions: Record<string, string>;
+  permissions: Record<string, "read" | "write">;
 }
 
 export interface HookDelivery {
@@ -332,6 +378,14 @@ export class FakeGitHub {
   readonly checkRuns: FakeCheckRun[] = [];
   readonly comments: FakeIssueComment[] = [];
   readonly deliveries: HookDelivery[] = [];
+  /** Requests refused 403 because the token lacked the route's permission. */
+  readonly permissionRefusals: PermissionRefusal[] = [];
+  /** Tokens refused 422 because they asked for permissions the installation lacks. */
+  readonly tokenRefusals: TokenRefusal[] = [];
+  /** Issues created through the REST API, oldest first. */
+  readonly createdIssues: FakeIssue[] = [];
+  /** Every token minted, oldest first: its installation, repositories and permissions. */
+  readonly issuedTokens: Readonly<IssuedToken>[] = [];
   /** Every content-creating request an installation token made and GitHub accepted. */
   readonly writes: RecordedWrite[] = [];
   /**
@@ -451,6 +505,8 @@ export class FakeGitHub {
       (grant.repositoryIds !== undefined && !grant.repositoryIds.includes(repo.id))
     )
       return refuse(404, "Repository not found.");
+    if (!allows(grant.permissions, GIT_FETCH_NEEDS))
+      return refuse(403, `Write access to repository not granted (the token cannot read contents)`);
     this.requests.push({
       method,
       path: url.pathname,
@@ -482,11 +538,23 @@ export class FakeGitHub {
 
   // --- Seeding state -------------------------------------------------------------------
 
-  addInstallation(installation: { id: number; account: string }): void {
+  /** An installation; `permissions` are what its owner granted (Default: app.yml's). */
+  addInstallation(installation: {
+    id: number;
+    account: string;
+    permissions?: Record<string, "read" | "write">;
+  }): void {
     this.#installations.set(installation.id, {
-      ...installation,
+      id: installation.id,
+      account: installation.account,
       createdAt: new Date(this.#now()).toISOString(),
+      permissions: { ...(installation.permissions ?? BATON_APP_PERMISSIONS) },
     });
+  }
+
+  /** The labels of an issue or pull request (added through the REST API). */
+  labels(fullName: string, number: number): string[] {
+    return [...(this.#repo(fullName).labels.get(number) ?? [])];
   }
 
   /** A user's token (`gho_…`, as a GitHub App's user access token): `GET /user` answers them. */
@@ -543,6 +611,7 @@ export class FakeGitHub {
       roles: new Map(),
       pulls: new Map(),
       issues: new Set(),
+      labels: new Map(),
       reviews: [],
     };
     const fullName = `${options.owner}/${options.name}`;
@@ -665,9 +734,15 @@ export class FakeGitHub {
       defaultBranch?: string;
     }[];
     sender?: string;
+    /** What the owner grants (Default: app.yml's default_permissions). */
+    permissions?: Record<string, "read" | "write">;
   }): Promise<SentWebhook> {
     this.#requireWebhook();
-    this.addInstallation({ id: options.installationId, account: options.account });
+    this.addInstallation({
+      id: options.installationId,
+      account: options.account,
+      ...(options.permissions ? { permissions: options.permissions } : {}),
+    });
     const repos = options.repositories.map((r) => {
       this.addRepository({
         owner: options.account,
@@ -1493,6 +1568,24 @@ export class FakeGitHub {
       if (!visible)
         throw new FakeHttpError(404, `Not Found (the token cannot see ${owner}/${name})`, !!repo);
     }
+    const needs = OPERATION_PERMISSIONS[operation.operationId];
+    if (needs === undefined)
+      throw new FakeHttpError(
+        501,
+        `the fake does not know which permission ${operation.operationId} needs: add it to permissions.ts`,
+        true,
+      );
+    if (!allows(token.permissions, needs)) {
+      this.permissionRefusals.push({
+        method: request.method ?? "",
+        path: request.url ?? "",
+        operationId: operation.operationId,
+        needs: describeNeeds(needs),
+        permissions: { ...token.permissions },
+        repositoryIds: token.repositoryIds,
+      });
+      throw new FakeHttpError(403, "Resource not accessible by integration", false);
+    }
     return { token };
   }
 
@@ -1570,7 +1663,7 @@ export class FakeGitHub {
       state: pull.state,
       title: pull.title,
       draft: false,
-      merged: false,
+      merged: pull.merged ?? false,
       user: this.#userJson(pull.user),
       body: null,
       html_url: `${this.#url}/${fullName}/pull/${pull.number}`,
@@ -1621,13 +1714,7 @@ export class FakeGitHub {
       app_slug: "baton",
       target_id: installation.id,
       target_type: "Organization",
-      permissions: {
-        checks: "write",
-        contents: "read",
-        issues: "write",
-        metadata: "read",
-        pull_requests: "write",
-      },
+      permissions: { ...installation.permissions },
       events: ["check_run", "issue_comment", "pull_request", "pull_request_review", "push"],
       created_at: installation.createdAt,
       updated_at: installation.createdAt,
@@ -1750,19 +1837,25 @@ export class FakeGitHub {
       }
       const token = `ghs_${randomBytes(18).toString("base64url")}`;
       const expiresAt = this.#now() + 60 * 60 * 1000; // installation tokens live 1 hour
-      const permissions = (body.permissions ?? {
-        checks: "write",
-        contents: "read",
-        issues: "write",
-        metadata: "read",
-        pull_requests: "write",
-      }) as Record<string, string>;
-      this.#tokens.set(token, {
+      const requested = body.permissions as Record<string, unknown> | undefined;
+      const permissions = grant(installation.permissions, requested);
+      if (!permissions) {
+        // GitHub's answer, which Baton must handle (a flow declaring more than the owner granted).
+        this.tokenRefusals.push({
+          installationId: installation.id,
+          requested: { ...requested },
+          installation: installation.permissions,
+        });
+        throw new FakeHttpError(422, PERMISSIONS_NOT_GRANTED, false);
+      }
+      const issued: IssuedToken = {
         installationId: installation.id,
         expiresAt,
         repositoryIds,
         permissions,
-      });
+      };
+      this.#tokens.set(token, issued);
+      this.issuedTokens.push(issued);
       return {
         status: 201,
         body: {
@@ -2088,6 +2181,89 @@ export class FakeGitHub {
       const installations = [...this.#installations.values()].sort((a, b) => a.id - b.id);
       const { items, headers } = paginate(installations, query, url);
       return { status: 200, body: items.map((i) => this.#installationJson(i)), headers };
+    },
+
+    "apps/get-installation": ({ params }) => {
+      const installation = this.#installations.get(Number(params.installation_id));
+      if (!installation) throw notFound();
+      return { status: 200, body: this.#installationJson(installation) };
+    },
+
+    "issues/create": ({ params, body }) => {
+      const repo = this.#repoFor(params);
+      const number = Math.max(0, ...repo.issues, ...repo.pulls.keys()) + 1;
+      repo.issues.add(number);
+      const labels = ((body.labels ?? []) as unknown[]).map((label) =>
+        typeof label === "string" ? label : String((label as { name?: unknown }).name),
+      );
+      repo.labels.set(number, labels);
+      const fullName = `${repo.owner}/${repo.name}`;
+      const issue: FakeIssue = {
+        repository: fullName,
+        number,
+        title: String(body.title),
+        body: typeof body.body === "string" ? body.body : null,
+        labels,
+      };
+      this.createdIssues.push(issue);
+      return {
+        status: 201,
+        body: {
+          id: this.#id(),
+          number,
+          title: issue.title,
+          body: issue.body,
+          state: "open",
+          labels: labels.map((name) => ({ name })),
+          url: `${this.#url}/repos/${fullName}/issues/${number}`,
+          html_url: `${this.#url}/${fullName}/issues/${number}`,
+        },
+      };
+    },
+
+    "issues/add-labels": ({ params, body }) => {
+      const repo = this.#repoFor(params);
+      const number = Number(params.issue_number);
+      if (!repo.issues.has(number) && !repo.pulls.has(number)) throw notFound();
+      const given = Array.isArray(body.labels) ? (body.labels as unknown[]) : [];
+      const names = given.map((label) =>
+        typeof label === "string" ? label : String((label as { name?: unknown }).name),
+      );
+      const labels = [...new Set([...(repo.labels.get(number) ?? []), ...names])];
+      repo.labels.set(number, labels);
+      return { status: 200, body: labels.map((name) => ({ name })) };
+    },
+
+    "pulls/merge": ({ params, body }) => {
+      const repo = this.#repoFor(params);
+      const pull = repo.pulls.get(Number(params.pull_number));
+      if (!pull) throw notFound();
+      if (pull.state !== "open" || pull.merged)
+        throw new FakeHttpError(405, "Pull Request is not mergeable", false);
+      if (typeof body.sha === "string" && body.sha !== pull.head.sha)
+        throw new FakeHttpError(
+          409,
+          "Head branch was modified. Review and try the merge again.",
+          false,
+        );
+      // Every method lands the head's tree on the base branch in one new commit (a squash);
+      // the fake keeps no merge commits with two parents or rebased copies.
+      const head = this.git.get(pull.head.sha) as Commit;
+      const baseHead = repo.refs.get(repo.defaultBranch);
+      const commit = this.git.commit(
+        head.tree,
+        baseHead ? [baseHead] : [],
+        typeof body.commit_title === "string"
+          ? body.commit_title
+          : `${pull.title} (#${pull.number})`,
+      );
+      repo.refs.set(repo.defaultBranch, commit.sha);
+      pull.state = "closed";
+      pull.merged = true;
+      return {
+        status: 200,
+        body: { sha: commit.sha, merged: true, message: "Pull Request successfully merged" },
+      };
     },
 
     "apps/get-repo-installation": ({ params }) => {

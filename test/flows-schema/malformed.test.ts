@@ -134,7 +134,7 @@ describe("malformed input", () => {
       diagnostics.map((diagnostic) => diagnostic.message),
       [
         "the flow is missing the required key `steps`",
-        "unknown key `k0` in the flow; allowed here: $schema, name, description, on, concurrency, timeout, env, outputs, steps",
+        "unknown key `k0` in the flow; allowed here: $schema, name, description, on, concurrency, permissions, timeout, env, outputs, steps",
       ],
     );
   });

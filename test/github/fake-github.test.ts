@@ -16,6 +16,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import { ProbotOctokit } from "probot";
 import { verifyWebhookSignature } from "../../app/github/webhook-signature.js";
 import { checkWebhookPayload } from "../fake-github/openapi.js";
+import { BATON_APP_PERMISSIONS } from "../fake-github/permissions.js";
 import {
   CHECK_RUN_LIMITS,
   FakeGitHub,
@@ -1480,3 +1481,172 @@ describe("the fake GitHub over git's HTTP protocol", () => {
     }
   });
 });
+
+describe("the fake GitHub's installation permissions and token scopes", () => {
+  test("an installation grants app.yml's permissions; tokens carry repositories and permissions; routes need theirs (403); asking more than granted is 422", async () => {
+    const probe = await FakeGitHub.start();
+    try {
+      probe.addInstallation({ id: 1, account: "acme" });
+      probe.addInstallation({ id: 2, account: "lean", permissions: { metadata: "read" } });
+      const w = probe.addRepository({
+        owner: "acme",
+        name: "w",
+        installationId: 1,
+        files: { a: "1" },
+      });
+      probe.addRepository({ owner: "acme", name: "v", installationId: 1, files: { a: "1" } });
+      probe.addIssue("acme/w", 1);
+      const app = appOctokit(probe);
+      const installation = await app.request("GET /app/installations/{installation_id}", {
+        installation_id: 1,
+      });
+      assert.deepEqual(installation.data.permissions, BATON_APP_PERMISSIONS);
+      assert.equal(BATON_APP_PERMISSIONS.checks, "write", "read from app.yml");
+
+      const mint = (installation_id: number, body: Record<string, unknown>) =>
+        rawCallJwt(probe, `/app/installations/${installation_id}/access_tokens`, body);
+      // Without `permissions`: all of the installation's, for every repository.
+      const all = await mint(1, {});
+      assert.equal(all.status, 201);
+      assert.deepEqual(all.body.permissions, BATON_APP_PERMISSIONS);
+      assert.equal(all.body.repository_selection, "all");
+
+      // One repository, read-only contents: GitHub adds metadata.
+      const scoped = await mint(1, { repositories: ["w"], permissions: { contents: "read" } });
+      assert.equal(scoped.status, 201);
+      assert.deepEqual(scoped.body.permissions, { contents: "read", metadata: "read" });
+      assert.deepEqual(
+        (scoped.body.repositories as { id: number }[]).map((r) => r.id),
+        [w.id],
+      );
+      const token = String(scoped.body.token);
+      assert.equal(
+        (await rawCall(probe, "GET", "/repos/acme/w/contents/a", undefined, token)).status,
+        200,
+      );
+      assert.equal(
+        (await rawCall(probe, "GET", "/repos/acme/v", undefined, token)).status,
+        404,
+        "another repository of the installation",
+      );
+      const comment = await rawCall(
+        probe,
+        "POST",
+        "/repos/acme/w/issues/1/comments",
+        { body: "x" },
+        token,
+      );
+      assert.equal(comment.status, 403);
+      assert.equal(comment.body.message, "Resource not accessible by integration");
+      assert.deepEqual(
+        probe.permissionRefusals.map((r) => [r.operationId, r.needs]),
+        [["issues/create-comment", "issues: write or pull_requests: write"]],
+      );
+      assert.equal(
+        (
+          await rawCall(
+            probe,
+            "POST",
+            "/repos/acme/w/check-runs",
+            { name: "c", head_sha: probe.head("acme/w") },
+            token,
+          )
+        ).status,
+        403,
+      );
+
+      // More than the installation has: 422, GitHub's message, a normal answer.
+      const tooMuch = await mint(1, { repositories: ["w"], permissions: { statuses: "write" } });
+      assert.equal(tooMuch.status, 422);
+      assert.equal(
+        tooMuch.body.message,
+        "The permissions requested are not granted to this installation.",
+      );
+      assert.equal((await mint(2, { permissions: { contents: "read" } })).status, 422);
+      const readOnly = await mint(2, { permissions: { metadata: "read" } });
+      assert.equal(readOnly.status, 201);
+      assert.equal(probe.tokenRefusals.length, 2);
+      // Only the other repository is unexpected: for Baton, asking for it is a bug.
+      assert.deepEqual(
+        probe.unexpected.map((u) => `${u.status} ${u.path}`),
+        ["404 /repos/acme/v"],
+      );
+    } finally {
+      await probe.stop();
+    }
+  });
+
+  test("issues, labels and merges: the routes the documented examples' github steps call", async () => {
+    const probe = await FakeGitHub.start();
+    try {
+      probe.addInstallation({ id: 1, account: "acme" });
+      probe.addRepository({ owner: "acme", name: "w", installationId: 1, files: { a: "1" } });
+      probe.commit("acme/w", { branch: "topic", files: { b: "2" } });
+      probe.addPullRequest("acme/w", { number: 3, headBranch: "topic", user: "ada" });
+      const octokit = installationOctokit(probe, 1);
+      const issue = await octokit.request("POST /repos/{owner}/{repo}/issues", {
+        owner: "acme",
+        repo: "w",
+        title: "Load failed",
+        labels: ["data-alert"],
+      });
+      assert.equal(issue.data.number, 4, "after the pull request's number");
+      assert.deepEqual(
+        probe.createdIssues.map((i) => i.labels),
+        [["data-alert"]],
+      );
+      await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+        owner: "acme",
+        repo: "w",
+        issue_number: 4,
+        labels: ["billing"],
+      });
+      assert.deepEqual(probe.labels("acme/w", 4), ["data-alert", "billing"]);
+      const merged = await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", {
+        owner: "acme",
+        repo: "w",
+        pull_number: 3,
+        merge_method: "squash",
+      });
+      assert.equal(merged.data.merged, true);
+      assert.equal(probe.head("acme/w"), merged.data.sha, "the default branch moved");
+      assert.equal(probe.pullRequest("acme/w", 3).merged, true);
+      assert.equal(
+        // Raw: Octokit's retry plugin would retry a 405 three times.
+        (
+          await rawCall(
+            probe,
+            "PUT",
+            "/repos/acme/w/pulls/3/merge",
+            {},
+            await installationToken(probe, 1),
+          )
+        ).status,
+        405,
+        "merged once",
+      );
+      probe.assertNoUnexpectedRequests();
+    } finally {
+      await probe.stop();
+    }
+  });
+});
+
+/** A call with the app's JWT (Octokit's app auth), answering status and body whatever they are. */
+async function rawCallJwt(
+  fake: FakeGitHub,
+  path: string,
+  body: Record<string, unknown>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const { token } = (await appOctokit(fake).auth({ type: "app" })) as { token: string };
+  const response = await fetch(fake.url + path, {
+    method: "POST",
+    headers: {
+      accept: "application/vnd.github+json",
+      authorization: `bearer ${token}`,
+      "content-type": "application/json",
+    },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}

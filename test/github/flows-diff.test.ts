@@ -146,6 +146,32 @@ steps: { go: { run: echo }, ok: { approval: { approvers: { users: [a, b] }, requ
     assert.deepEqual(change.settings, ["concurrency"]);
   });
 
+  test("a change of the flow's permissions is shown, and a new flow's github token permissions are listed", () => {
+    const before = flow(RELEASE_DRAFT);
+    const after = flow(`permissions: { issues: write, contents: none }\n${RELEASE_DRAFT}`);
+    const change = diffFlows({ release: before }, { release: after }).changed[0]!;
+    assert.deepEqual(change.tokenPermissions, {
+      before: "contents: read (default)",
+      after: "issues: write",
+    });
+    assert.deepEqual(change.settings, [], "not also listed as a plain setting");
+    const wider = flow(`permissions: write-all\n${RELEASE_DRAFT}`);
+    const widened = diffFlows({ release: after }, { release: wider });
+    const text = renderFlowsDiff(widened, { release: wider });
+    assert.ok(
+      text.includes("- ⚠️ Token permissions (`permissions`): `issues: write` → `write-all`"),
+      text,
+    );
+    const fresh = renderFlowsDiff(diffFlows({}, { release: after }), { release: after });
+    assert.ok(fresh.includes("- Token permissions: `issues: write`"), fresh);
+    const same = flow(`permissions: { issues: write }\n${RELEASE_DRAFT}`);
+    assert.equal(
+      diffFlows({ release: after }, { release: same }).changed[0]?.tokenPermissions,
+      undefined,
+      "`contents: none` is what leaving contents out means: no change of permissions",
+    );
+  });
+
   test("the Markdown names every change", () => {
     const draft = { release: flow(RELEASE_DRAFT), fresh: flow("steps: { a: { run: echo } }") };
     const text = renderFlowsDiff(

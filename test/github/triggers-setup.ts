@@ -44,6 +44,7 @@ export function createTestApp(
           installation: () => {
             throw new Error("this test talks to no GitHub");
           },
+          forRepository: () => Promise.reject(new Error("this test talks to no GitHub")),
         },
     log: options.log ?? testLogger(),
     now,

@@ -5,7 +5,12 @@
  * policies (approvers, required, self-approval…), and what widens what the flow can do
  * (GitHub requests, where commands run, which workflows are dispatched). Pure.
  */
-import type { ApprovalSpec, FlowDefinition, StepDefinition } from "../../../flows-schema/schema.js";
+import type {
+  ApprovalSpec,
+  FlowDefinition,
+  StepDefinition,
+  TokenPermissions,
+} from "../../../flows-schema/schema.js";
 
 export interface FlowsDiff {
   added: string[];
@@ -26,7 +31,12 @@ export interface FlowChange {
   triggers: { added: string[]; removed: string[]; changed: string[] };
   approvals: ApprovalChange[];
   permissions: PermissionChange[];
-  /** Top-level keys that differ, other than `on` and `steps` (e.g. `concurrency`, `env`). */
+  /** The flow's `permissions:` (what its `github` steps' tokens may do), when it changed. */
+  tokenPermissions?: { before: string; after: string };
+  /**
+   * Top-level keys that differ, other than `on`, `steps` and `permissions` (e.g.
+   * `concurrency`, `env`).
+   */
   settings: string[];
 }
 
@@ -77,10 +87,15 @@ export function diffFlow(flow: string, before: FlowDefinition, after: FlowDefini
       (key) =>
         key !== "on" &&
         key !== "steps" &&
+        key !== "permissions" &&
         stableJson((before as Record<string, unknown>)[key]) !==
           stableJson((after as Record<string, unknown>)[key]),
     ),
   };
+  const tokenBefore = describePermissions(before.permissions);
+  const tokenAfter = describePermissions(after.permissions);
+  if (tokenBefore !== tokenAfter)
+    change.tokenPermissions = { before: tokenBefore, after: tokenAfter };
   for (const id of stepIds) {
     const was = beforeSteps[id];
     const is = afterSteps[id];
@@ -168,6 +183,20 @@ export function describeApproval(spec: ApprovalSpec): string {
   ].join("; ");
 }
 
+/**
+ * A flow's `permissions:` in one line, in Actions' names, `none` left out:
+ * `contents: read (default)`, `issues: write, pull-requests: read`, `write-all`, `none`.
+ */
+export function describePermissions(permissions: TokenPermissions | undefined): string {
+  if (permissions === undefined) return "contents: read (default)";
+  if (typeof permissions === "string") return permissions;
+  const granted = Object.entries(permissions)
+    .filter(([, level]) => level !== "none")
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([scope, level]) => `${scope}: ${level}`);
+  return granted.length > 0 ? granted.join(", ") : "none (metadata only)";
+}
+
 /** What a step can reach: GitHub requests, where it runs, which workflow it dispatches. */
 function reach(step: StepDefinition | undefined): Map<string, string> {
   const facts = new Map<string, string>();
@@ -185,6 +214,14 @@ function reach(step: StepDefinition | undefined): Map<string, string> {
     if (compensate.workflow !== undefined) facts.set("compensate.workflow", compensate.workflow);
   }
   return facts;
+}
+
+function reachesGitHub(step: StepDefinition | undefined): boolean {
+  const compensate = step?.compensate;
+  return (
+    step?.github !== undefined ||
+    (compensate !== undefined && typeof compensate !== "string" && compensate.github !== undefined)
+  );
 }
 
 function diffPermissions(
@@ -228,6 +265,8 @@ export function renderFlowsDiff(
       const triggers = [...triggerEntries(flow).keys()];
       lines.push(`- Triggers: ${triggers.length > 0 ? triggers.map(code).join(", ") : "none"}`);
       lines.push(`- Steps: ${steps.map(code).join(", ")}`);
+      if (steps.some((id) => reachesGitHub(flow.steps[id])))
+        lines.push(`- Token permissions: ${code(describePermissions(flow.permissions))}`);
       for (const [id, step] of Object.entries(flow.steps)) {
         if (step.approval) lines.push(`- Approval \`${id}\`: ${describeApproval(step.approval)}`);
         for (const [what, value] of reach(step)) lines.push(`- \`${id}\` ${what}: ${code(value)}`);
@@ -257,6 +296,10 @@ export function renderFlowsDiff(
         );
       else lines.push(`- Approval \`${approval.step}\` ${approval.kind}: ${approval.policy}`);
     }
+    if (change.tokenPermissions)
+      lines.push(
+        `- ⚠️ Token permissions (\`permissions\`): ${code(change.tokenPermissions.before)} → ${code(change.tokenPermissions.after)}`,
+      );
     for (const permission of change.permissions) {
       const what = `\`${permission.step}\` ${permission.what}`;
       if (permission.before === undefined)

@@ -11,6 +11,7 @@ import { finishTask } from "../../runtime/task-context.js";
 import type { NewTask } from "../../store/model.js";
 import { enqueueTasks } from "../../store/tasks.js";
 import type { GitHubApp } from "../github-app.js";
+import { WORKFLOW_TOKEN_PERMISSIONS } from "../permissions.js";
 import { getDispatch, markCancelRequested } from "./workflows-sql.js";
 
 export const CANCEL_WORKFLOW_RUN = "cancel-workflow-run";
@@ -62,7 +63,11 @@ export function cancelWorkflowRunHandler(app: GitHubApp, options: CancelOptions 
       return;
     }
     const [owner = "", repo = ""] = dispatch.repository.split("/");
-    const github = app.github.installation(dispatch.installationId);
+    const github = await app.github.forRepository(
+      dispatch.installationId,
+      dispatch.repository,
+      WORKFLOW_TOKEN_PERMISSIONS,
+    );
     let stillRunning = true;
     try {
       if (stage === "cancel") {

@@ -28,6 +28,7 @@ import { getRunById, lockRun } from "../../store/runs.js";
 import { enqueueTasks } from "../../store/tasks.js";
 import type { Transaction } from "../../store/database.js";
 import type { GitHubApp } from "../github-app.js";
+import { WORKFLOW_TOKEN_PERMISSIONS } from "../permissions.js";
 import type { Octokit } from "../github-client.js";
 import { getRepository } from "../flows/live-flows-sql.js";
 import { signStepToken, stepTokenKey } from "./step-token.js";
@@ -246,7 +247,12 @@ async function dispatch(
   );
   if (target.repository.toLowerCase() !== attempt.repository.toLowerCase())
     await checkCaller(app, attempt.repository, target.repository);
-  const github = app.github.installation(attempt.installationId);
+  // A token for the workflow's repository only, with what dispatching needs (DESIGN.md rule 12).
+  const github = await app.github.forRepository(
+    attempt.installationId,
+    target.repository,
+    WORKFLOW_TOKEN_PERMISSIONS,
+  );
   const [owner = "", repo = ""] = target.repository.split("/");
   const where = `${target.repository}/${target.path}`;
   const ref =
