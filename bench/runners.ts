@@ -87,10 +87,19 @@ export async function benchRunners(sizes: Sizes): Promise<void> {
 }
 
 async function startServer(store: Database): Promise<{ url: string; stop(): Promise<void> }> {
+  // The app sends every run step to a runner; the anchor's steps (no `runs-on`) stay in this
+  // process's local shell, as `baton run` runs them, so both are measured on one runtime.
+  const runners = runnerTaskHandlers();
   const runtime = startRuntime({
     store,
     concurrency: SLOTS,
-    handlers: runnerTaskHandlers(),
+    handlers: {
+      ...runners,
+      execute: (ctx, task, next) => {
+        const spec = (task.payload as { spec?: Record<string, unknown> }).spec;
+        return spec?.["runs-on"] === undefined ? next() : runners.execute!(ctx, task, next);
+      },
+    },
     log: silentLogger,
   });
   const route = createRunnerRoute({

@@ -49,10 +49,29 @@ const child = spawn(
   process.execPath,
   ["--test", "--test-reporter=spec", ...nodeOptions, ...files],
   {
-    stdio: "inherit",
-    env: { ...process.env, TEST_DATABASE_URL: server.url },
+    stdio: ["inherit", "pipe", "inherit"],
+    // Piped, the spec reporter would drop its colours; a person at a terminal keeps them.
+    env: {
+      ...process.env,
+      TEST_DATABASE_URL: server.url,
+      ...(process.stdout.isTTY ? { FORCE_COLOR: "1" } : {}),
+    },
   },
 );
+// node's summary ("ℹ pass N", "ℹ fail N") is read as it passes, so that the run can end on
+// it again after the server's stop line: tools that judge a run by its closing lines see it.
+const counts = { pass: 0, fail: 0 };
+let partial = "";
+child.stdout.on("data", (chunk: Buffer) => {
+  process.stdout.write(chunk);
+  const lines = (partial + chunk.toString("utf8")).split("\n");
+  partial = lines.pop() ?? "";
+  for (const line of lines) {
+    // eslint-disable-next-line no-control-regex
+    const summary = /^ℹ (pass|fail) (\d+)$/.exec(line.replace(/\u001b\[[0-9;]*m/g, "").trim());
+    if (summary) counts[summary[1] as "pass" | "fail"] = Number(summary[2]);
+  }
+});
 // A Ctrl-C reaches the tests from the terminal anyway; a signal sent to the runner alone is
 // passed on. Either way the runner waits for them to end, then stops the server.
 let interrupted: NodeJS.Signals | undefined;
@@ -63,7 +82,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   });
 }
 const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-  child.once("exit", (code, signal) => resolve({ code, signal })),
+  child.once("close", (code, signal) => resolve({ code, signal })),
 );
 
 const signal = interrupted ?? ended.signal;
@@ -81,6 +100,7 @@ log(
   `test run: ${files.length} test file${files.length === 1 ? "" : "s"} in ${Math.floor(elapsed / 60)} min ${elapsed % 60} s, ` +
     `exit code ${exitCode}`,
 );
+log(`tests: ${counts.pass} passed, ${counts.fail} failed`);
 process.exit(exitCode);
 
 /** dist/test/<dir>/<name>.test.js, as the shell's dist/test/*\/*.test.js would list them. */

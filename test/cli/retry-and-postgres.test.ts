@@ -19,15 +19,18 @@ interface RunJson {
   };
 }
 
-/** `prepare` succeeds once; `deploy` fails until the marker file exists. */
-const FLAKY_FLOW = `
+/**
+ * `prepare` succeeds once; `deploy` fails until the marker file exists. The marker's path is
+ * declared in the flow: a step inherits nothing else from the shell that started it.
+ */
+const flakyFlow = (marker: string) => `
 steps:
   prepare:
     run: echo "build=$(date +%s%N)" >> "$BATON_OUTPUT"
     outputs: [build]
   deploy:
     needs: prepare
-    env: { BUILD: "\${{ steps.prepare.outputs.build }}" }
+    env: { BUILD: "\${{ steps.prepare.outputs.build }}", MARKER: ${JSON.stringify(marker)} }
     run: |
       test -e "$MARKER" || { echo "not yet" >&2; exit 1; }
       echo "deployed=$BUILD" >> "$BATON_OUTPUT"
@@ -37,12 +40,13 @@ steps:
 describe("baton retry", () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
+  let marker: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "baton-retry-"));
     env = { BATON_DATA_DIR: await createPgliteDataDir(), BATON_USER: "alice", DATABASE_URL: "" };
-    env.MARKER = join(dir, "ready");
-    await writeFile(join(dir, "flaky.yml"), FLAKY_FLOW);
+    marker = join(dir, "ready");
+    await writeFile(join(dir, "flaky.yml"), flakyFlow(marker));
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -58,7 +62,7 @@ describe("baton retry", () => {
     const build = first.state.steps.prepare?.outputs.build;
     assert.ok(build);
 
-    await writeFile(env.MARKER ?? "", "");
+    await writeFile(marker, "");
     const retried = await baton(["retry", first.id, "--wait", "--json"], { env, cwd: dir });
     assert.equal(retried.code, 0, retried.stderr);
     const second = JSON.parse(retried.stdout) as RunJson;

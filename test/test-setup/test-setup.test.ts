@@ -128,10 +128,15 @@ describe("the test runner (node dist/test/run-tests.js)", () => {
       const passed = await runTests([passing], { TEST_DATABASE_URL: adminUrl() });
       assert.equal(passed.code, 0, passed.output);
       assert.match(passed.output, /✔ sees the server/);
-      assert.match(passed.output, /test run: 1 test file in 0 min \d+ s, exit code 0\n$/);
-      const failed = await runTests([failing], { TEST_DATABASE_URL: adminUrl() });
+      // The run ends on node's counts, in the plain form tools read closing lines for.
+      assert.match(
+        passed.output,
+        /test run: 1 test file in 0 min \d+ s, exit code 0\ntests: 1 passed, 0 failed\n$/,
+      );
+      const failed = await runTests([passing, failing], { TEST_DATABASE_URL: adminUrl() });
       assert.equal(failed.code, 1, failed.output);
       assert.match(failed.output, /✖ fails/);
+      assert.match(failed.output, /\ntests: 1 passed, 1 failed\n$/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
