@@ -226,6 +226,15 @@ const runnerWaitTask: TaskHandler = async (ctx, task) => {
         ? step?.status === "running" && step.attempt === job.attempt
         : run.state?.steps[job.step]?.compensation === "running";
     const where = run.github ? run.repository : undefined;
+    /** The step's shown reason (check run, `baton show`, the API). */
+    const progress = (detail: string) =>
+      advanceRun(
+        tx,
+        ctx.flows,
+        job.runId,
+        [{ type: "attempt.progress", at: now, step: job.step, attempt: job.attempt, detail }],
+        now,
+      );
     const log = (text: string) =>
       appendLogs(tx, [
         {
@@ -240,21 +249,7 @@ const runnerWaitTask: TaskHandler = async (ctx, task) => {
     if (job.status === "running") {
       if (!current || job.kind !== "execute") return;
       const runner = job.runnerId !== undefined ? await getRunner(tx, job.runnerId) : undefined;
-      await advanceRun(
-        tx,
-        ctx.flows,
-        job.runId,
-        [
-          {
-            type: "attempt.progress",
-            at: now,
-            step: job.step,
-            attempt: job.attempt,
-            detail: `running on runner ${runner?.name ?? job.runnerId ?? "?"}`,
-          },
-        ],
-        now,
-      );
+      await progress(`running on runner ${runner?.name ?? job.runnerId ?? "?"}`);
       return;
     }
     if (!current) {
@@ -269,22 +264,7 @@ const runnerWaitTask: TaskHandler = async (ctx, task) => {
     }
     if (!told) {
       const waiting = waitingForRunner(job.labels, where);
-      if (job.kind === "execute")
-        await advanceRun(
-          tx,
-          ctx.flows,
-          job.runId,
-          [
-            {
-              type: "attempt.progress",
-              at: now,
-              step: job.step,
-              attempt: job.attempt,
-              detail: waiting,
-            },
-          ],
-          now,
-        );
+      if (job.kind === "execute") await progress(waiting);
       await log(`The ${job.kind === "execute" ? "step" : "compensation"} is ${waiting}\n`);
     }
     const next = told ? Math.min(WAIT_POLL_MAX_MS, Math.max(1000, delayMs + 1000)) : 1000;

@@ -8,7 +8,6 @@ import { startAppAgainst } from "../fake-github/start-app-against.js";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { RunningApp } from "../../app/github/start-app.js";
@@ -23,6 +22,7 @@ import { eventually } from "../github/check-runs-harness.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import type { FakeWorkflowRun } from "../fake-github/actions.js";
 import { FakeGitHub, type FakeGitHubOptions } from "../fake-github/server.js";
+import { freePort } from "../helpers/free-port.js";
 
 const SECRET = "actions end to end";
 const REPO = "acme/widgets";
@@ -99,14 +99,6 @@ interface World {
   fake: FakeGitHub;
   app: RunningApp;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function startWorld(

@@ -18,10 +18,10 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chownSync, closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { freePort } from "./free-port.js";
 
 export const DEFAULT_TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -375,18 +375,6 @@ function hint(reason: string): string {
     "\n(The Postgres package's install script, which links these libraries, did not run: " +
     `\`(cd ${dir} && node scripts/hydrate-symlinks.js)\` runs it.)`
   );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function tail(log: string): string {

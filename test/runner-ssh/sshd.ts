@@ -6,10 +6,10 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { missingLine, OPENSSH_SERVER } from "../helpers/requirements.js";
+import { freePort } from "../helpers/free-port.js";
 
 const SSHD = OPENSSH_SERVER.path;
 
@@ -121,18 +121,6 @@ function waitForListening(child: ChildProcess): Promise<true | string> {
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
       resolve(`exited with ${code ?? signal}:\n${output}`);
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
     });
   });
 }

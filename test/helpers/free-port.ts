@@ -1,0 +1,17 @@
+import { createServer } from "node:net";
+
+/**
+ * A loopback port nothing listens on: free a moment ago, so a server can take it, or a
+ * client can expect its connection to be refused.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
