@@ -834,7 +834,14 @@ class SemanticChecker {
                 `expressions are not expanded in \`${key}\`: the graph is fixed when the flow is saved`,
               );
           });
+        } else if (key === "runs-on" || key === "working-directory") {
+          this.fixedPlace(value, path, key);
         } else {
+          // A compensation's runner is fixed text too: a value never chooses where code runs.
+          if (key === "compensate" && value !== null && typeof value === "object") {
+            const runsOn = (value as Record<string, unknown>)["runs-on"];
+            if (runsOn !== undefined) this.fixedPlace(runsOn, [...path, "runs-on"], "runs-on");
+          }
           const scope: Scope = {
             ...everything,
             step: id,
@@ -844,6 +851,17 @@ class SemanticChecker {
         }
       }
     }
+  }
+
+  /** `runs-on` and `working-directory` are read as written: a value never picks a runner or a directory. */
+  private fixedPlace(value: unknown, path: DocumentPath, key: string): void {
+    this.walkStrings(value, path, (text, at) => {
+      if (text.includes("${{"))
+        this.error(
+          at,
+          `expressions are not expanded in \`${key}\`: where a step runs is fixed text, so that no value chooses it; name the runner or directory itself`,
+        );
+    });
   }
 
   private walkStrings(
