@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { layerHandlers, startRuntime, type Runtime, type TaskHandler } from "../runtime/runtime.js";
 import type { Executor } from "../runner/executor.js";
+import { refusing } from "../runner/executor.js";
 import type { Executors } from "../runtime/task-context.js";
 import { BatonService } from "../runtime/service.js";
 import type { Logger } from "../runtime/log.js";
@@ -67,15 +68,10 @@ export interface RunningApp {
  * so that flow code never runs on the app's host with the app's environment.
  */
 function onRunnersOnly(kind: "run" | "agent"): Executor {
-  return () =>
-    Promise.resolve({
-      outcome: "failure",
-      outputs: {},
-      retryable: false,
-      error:
-        `\`${kind}\` steps run on self-hosted runners, never on the app's host, and this app ` +
-        "has no runners part (app/runners/runners-part.ts) to send them to one",
-    });
+  return refusing(
+    `\`${kind}\` steps run on self-hosted runners, never on the app's host, and this app ` +
+      "has no runners part (app/runners/runners-part.ts) to send them to one",
+  );
 }
 
 export async function startApp(options: StartAppOptions): Promise<RunningApp> {

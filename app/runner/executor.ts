@@ -41,13 +41,13 @@ export type Executor = (execution: StepExecution) => Promise<StepOutcome>;
  */
 export function unavailableLocally(kind: StepExecution["kind"]): Executor {
   const how = kind === "agent" ? "a self-hosted Baton runner with an agent" : "the GitHub App";
-  return () =>
-    Promise.resolve({
-      outcome: "failure",
-      outputs: {},
-      retryable: false,
-      error:
-        `\`${kind}\` steps need ${how}; run \`baton\` against an app (BATON_URL) or change the step ` +
-        `(local mode runs only \`run\`, \`approval\`, \`wait\` and \`flow\` steps).`,
-    });
+  return refusing(
+    `\`${kind}\` steps need ${how}; run \`baton\` against an app (BATON_URL) or change the step ` +
+      `(local mode runs only \`run\`, \`approval\`, \`wait\` and \`flow\` steps).`,
+  );
+}
+
+/** An executor that fails every step at once, without retries, saying `error`. */
+export function refusing(error: string): Executor {
+  return () => Promise.resolve({ outcome: "failure", outputs: {}, retryable: false, error });
 }
