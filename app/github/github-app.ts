@@ -1,7 +1,7 @@
 /**
  * The GitHub side of Baton, as its parts see it: one `GitHubApp` (the store, the run
  * service, GitHub clients, the clock, the logger) and, per part, handlers of webhook
- * events, task kinds and HTTP routes that `app/github/start-app.ts` puts together.
+ * events, task kinds and HTTP routes that `app/server/start-app.ts` puts together.
  *
  * Webhook events. Several parts handle the same event (a `push` reloads flows, then
  * starts the runs it triggers), and a delivery's database writes must commit exactly

@@ -1,5 +1,5 @@
 /**
- * The run API as a part of the GitHub app (app/github/start-app.ts): its routes on the
+ * The run API as a part of the GitHub app (app/server/start-app.ts): its routes on the
  * app's HTTP server, next to the webhook inbox and the webhook triggers, for GitHub users
  * (`Authorization: Bearer <GitHub user token>`), and for workflow runs (their Actions OIDC
  * token).

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { RunningApp } from "../../app/github/start-app.js";
+import type { RunningApp } from "../../app/server/start-app.js";
 import {
   signStepToken,
   stepTokenKey,

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createGitHubClient } from "../../app/github/github-client.js";
-import type { RunningApp } from "../../app/github/start-app.js";
+import type { RunningApp } from "../../app/server/start-app.js";
 import { baton, startBaton } from "../cli/baton-process.js";
 import { eventually } from "../github/check-runs-harness.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
@@ -395,7 +395,7 @@ describe("schedules with two app processes (npm start) on one Postgres", () => {
       };
       const urls: string[] = [];
       for (let i = 0; i < 2; i++) {
-        const child = spawn(process.execPath, [join(process.cwd(), "dist/app/github/main.js")], {
+        const child = spawn(process.execPath, [join(process.cwd(), "dist/app/server/main.js")], {
           cwd,
           env,
           stdio: ["ignore", "ignore", "pipe"],

@@ -13,7 +13,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { parse } from "yaml";
-import type { RunningApp } from "../../app/github/start-app.js";
+import type { RunningApp } from "../../app/server/start-app.js";
 import { eventually } from "../github/check-runs-harness.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeGitHub } from "../fake-github/server.js";

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { signWebhookRequest, webhookSecret } from "../../app/github/triggers/index.js";
-import type { RunningApp } from "../../app/github/start-app.js";
+import type { RunningApp } from "../../app/server/start-app.js";
 import { baton, startBaton, type Running } from "../cli/baton-process.js";
 import { eventually } from "../github/check-runs-harness.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";

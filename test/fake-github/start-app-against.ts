@@ -3,10 +3,10 @@
  * its webhooks: what the end-to-end suites and the app's benchmarks start.
  */
 import { createGitHubClient } from "../../app/github/github-client.js";
-import type { PartsOptions } from "../../app/github/parts.js";
-import { defaultParts } from "../../app/github/parts.js";
-import type { RunningApp } from "../../app/github/start-app.js";
-import { startApp } from "../../app/github/start-app.js";
+import type { PartsOptions } from "../../app/server/parts.js";
+import { defaultParts } from "../../app/server/parts.js";
+import type { RunningApp } from "../../app/server/start-app.js";
+import { startApp } from "../../app/server/start-app.js";
 import { silentLogger } from "../../app/runtime/log.js";
 import type { Database } from "../../app/store/database.js";
 import type { FakeGitHub } from "./server.js";

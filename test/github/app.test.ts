@@ -9,7 +9,7 @@ import { readAppConfig } from "../../app/github/app-config.js";
 import { getDelivery } from "../../app/github/deliveries-sql.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
 import { recoverDeliveries } from "../../app/github/recover-deliveries.js";
-import { startApp } from "../../app/github/start-app.js";
+import { startApp } from "../../app/server/start-app.js";
 import { silentLogger } from "../../app/runtime/log.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeGitHub } from "../fake-github/server.js";

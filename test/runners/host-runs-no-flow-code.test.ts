@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { RunningApp } from "../../app/github/start-app.js";
+import type { RunningApp } from "../../app/server/start-app.js";
 import { startAppAgainst } from "../fake-github/start-app-against.js";
 import { FakeGitHub } from "../fake-github/server.js";
 import type { Running } from "../cli/baton-process.js";

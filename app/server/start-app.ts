@@ -16,14 +16,14 @@ import type { Executors } from "../runtime/task-context.js";
 import { BatonService } from "../runtime/service.js";
 import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
-import type { BackgroundJob, GitHubApp, GitHubAppPart } from "./github-app.js";
-import { combineEventHandlers } from "./github-app.js";
-import type { GitHubClient } from "./github-client.js";
-import { githubStepExecutor } from "./github-step.js";
-import { GITHUB_REQUEST, githubRequestTask } from "./outbox.js";
-import { startDeliveryWorker, type DeliveryWorker } from "./process-deliveries.js";
-import { startDeliveryRecovery } from "./recover-deliveries.js";
-import { createWebhookInbox, WEBHOOK_PATH } from "./webhook-inbox.js";
+import type { BackgroundJob, GitHubApp, GitHubAppPart } from "../github/github-app.js";
+import { combineEventHandlers } from "../github/github-app.js";
+import type { GitHubClient } from "../github/github-client.js";
+import { githubStepExecutor } from "../github/github-step.js";
+import { GITHUB_REQUEST, githubRequestTask } from "../github/outbox.js";
+import { startDeliveryWorker, type DeliveryWorker } from "../github/process-deliveries.js";
+import { startDeliveryRecovery } from "../github/recover-deliveries.js";
+import { createWebhookInbox, WEBHOOK_PATH } from "../github/webhook-inbox.js";
 
 export interface StartAppOptions {
   store: Database;

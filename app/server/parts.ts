@@ -8,17 +8,17 @@
 import { apiPart } from "../http/api-part.js";
 import type { RunnersPartOptions } from "../runners/runners-part.js";
 import { runnersPart } from "../runners/runners-part.js";
-import type { ApprovalsOptions } from "./approvals/index.js";
-import { approvalsPart } from "./approvals/index.js";
-import type { CheckRunsOptions } from "./check-runs/index.js";
-import { checkRunsPart } from "./check-runs/index.js";
-import type { FlowsPartOptions } from "./flows/flows-part.js";
-import { flowsPart } from "./flows/flows-part.js";
-import type { GitHubApp, GitHubAppPart } from "./github-app.js";
-import type { TriggersOptions } from "./triggers/index.js";
-import { triggersPart } from "./triggers/index.js";
-import type { WorkflowsOptions } from "./workflows/index.js";
-import { workflowsPart } from "./workflows/index.js";
+import type { ApprovalsOptions } from "../github/approvals/index.js";
+import { approvalsPart } from "../github/approvals/index.js";
+import type { CheckRunsOptions } from "../github/check-runs/index.js";
+import { checkRunsPart } from "../github/check-runs/index.js";
+import type { FlowsPartOptions } from "../github/flows/flows-part.js";
+import { flowsPart } from "../github/flows/flows-part.js";
+import type { GitHubApp, GitHubAppPart } from "../github/github-app.js";
+import type { TriggersOptions } from "../github/triggers/index.js";
+import { triggersPart } from "../github/triggers/index.js";
+import type { WorkflowsOptions } from "../github/workflows/index.js";
+import { workflowsPart } from "../github/workflows/index.js";
 
 export interface PartsOptions {
   flows?: FlowsPartOptions;

@@ -12,8 +12,8 @@ import { resolve } from "node:path";
 import { run as runProbotSetup } from "probot";
 import { stderrLogger } from "../runtime/log.js";
 import { openDatabase } from "../store/open-database.js";
-import { readAppConfig } from "./app-config.js";
-import { createGitHubClient } from "./github-client.js";
+import { readAppConfig } from "../github/app-config.js";
+import { createGitHubClient } from "../github/github-client.js";
 import { defaultParts } from "./parts.js";
 import { startApp } from "./start-app.js";
 
