@@ -17,7 +17,7 @@ import type { BatonService } from "../runtime/service.js";
 import type { Logger } from "../runtime/log.js";
 import type { TaskHandler } from "../runtime/runtime.js";
 import type { Database, Transaction } from "../store/database.js";
-import type { Delivery } from "./deliveries-sql.js";
+import type { Delivery } from "../store/deliveries.js";
 import type { GitHubClient } from "./github-client.js";
 import type { DeliveryHandlers } from "./process-deliveries.js";
 

@@ -22,8 +22,13 @@ import type { Logger } from "../runtime/log.js";
 import { stderrLogger } from "../runtime/log.js";
 import type { Database, Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
-import type { Delivery } from "./deliveries-sql.js";
-import { claimDelivery, failDelivery, finishDelivery, nextDeliveryDue } from "./deliveries-sql.js";
+import type { Delivery } from "../store/deliveries.js";
+import {
+  claimDelivery,
+  failDelivery,
+  finishDelivery,
+  nextDeliveryDue,
+} from "../store/deliveries.js";
 import {
   DeliveryAlreadyCommittedError,
   DeliveryLeaseLostError,

@@ -17,6 +17,13 @@
  */
 import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
+import {
+  guidsToRequest,
+  oldestRetriedRequest,
+  recordRedeliveryRequest,
+  releaseLease,
+  takeLease,
+} from "../store/redeliveries.js";
 import type { BackgroundJob } from "./github-app.js";
 import type { GitHubClient } from "./github-client.js";
 import { defaultWorkerId } from "./process-deliveries.js";
@@ -58,9 +65,9 @@ export async function recoverDeliveries(options: RecoveryOptions): Promise<Recov
   const now = options.now ?? Date.now;
   const workerId = options.workerId ?? defaultWorkerId();
   const startedAt = now();
-  const lease = await takeLease(options.store, workerId, startedAt, 10 * 60 * 1000);
+  const lease = await takeLease(options.store, LEASE, workerId, startedAt, 10 * 60 * 1000);
   if (!lease) return { listed: 0, redelivered: [], ran: false };
-  const retrying = await oldestRetriedRequest(options.store);
+  const retrying = await oldestRetriedRequest(options.store, MAX_REQUESTS);
   const stopAt = Math.max(
     startedAt - HORIZON_MS,
     Math.min(lease.lastScanStartedAt ?? 0, retrying ?? Infinity) - OVERLAP_MS,
@@ -79,29 +86,27 @@ export async function recoverDeliveries(options: RecoveryOptions): Promise<Recov
         if (!latest.has(delivery.guid)) latest.set(delivery.guid, delivery);
       }
     }
-    const unknown = await guidsToRequest(options.store, [...latest.keys()], now());
+    const unknown = await guidsToRequest(options.store, [...latest.keys()], {
+      now: now(),
+      maxRequests: MAX_REQUESTS,
+      firstBackoffMs: FIRST_BACKOFF_MS,
+    });
     for (const guid of unknown) {
       const delivery = latest.get(guid);
       if (!delivery) continue;
       await octokit.request("POST /app/hook/deliveries/{delivery_id}/attempts", {
         delivery_id: delivery.id,
       });
-      await options.store.query(
-        `INSERT INTO github_redeliveries (guid, hook_delivery_id, requests, requested_at)
-         VALUES ($1, $2, 1, $3)
-         ON CONFLICT (guid) DO UPDATE SET hook_delivery_id = excluded.hook_delivery_id,
-           requests = github_redeliveries.requests + 1, requested_at = excluded.requested_at`,
-        [guid, delivery.id, new Date(now())],
-      );
+      await recordRedeliveryRequest(options.store, guid, delivery.id, new Date(now()));
       result.redelivered.push(guid);
     }
     if (result.redelivered.length > 0)
       options.log.info("asked GitHub to redeliver missed webhook deliveries", {
         count: result.redelivered.length,
       });
-    await releaseLease(options.store, workerId, { lastScanStartedAt: startedAt });
+    await releaseLease(options.store, LEASE, workerId, { lastScanStartedAt: startedAt });
   } catch (error: unknown) {
-    await releaseLease(options.store, workerId, undefined);
+    await releaseLease(options.store, LEASE, workerId, undefined);
     throw error;
   }
   return result;
@@ -135,59 +140,4 @@ export function startDeliveryRecovery(
       await running;
     },
   };
-}
-
-/** Of `guids`, those the inbox has not stored and whose last request (if any) has backed off. */
-async function guidsToRequest(store: Database, guids: string[], now: number): Promise<string[]> {
-  if (guids.length === 0) return [];
-  const result = await store.query<{ guid: string }>(
-    `SELECT g.guid FROM unnest($1::text[]) AS g (guid)
-       LEFT JOIN github_redeliveries AS r ON r.guid = g.guid
-      WHERE NOT EXISTS (SELECT 1 FROM github_deliveries AS d WHERE d.id = g.guid)
-        AND (r.guid IS NULL
-             OR (r.requests < $2
-                 AND r.requested_at <= $3::timestamptz - make_interval(secs => $4 * power(2, r.requests - 1))))`,
-    [guids, MAX_REQUESTS, new Date(now), FIRST_BACKOFF_MS / 1000],
-  );
-  return result.rows.map((row) => row.guid);
-}
-
-/** When the oldest redelivery that may still be asked for again was last asked for. */
-async function oldestRetriedRequest(store: Database): Promise<number | undefined> {
-  const result = await store.query<{ at: Date | null }>(
-    `SELECT min(r.requested_at) AS at FROM github_redeliveries AS r
-      WHERE r.requests < $1 AND NOT EXISTS (SELECT 1 FROM github_deliveries AS d WHERE d.id = r.guid)`,
-    [MAX_REQUESTS],
-  );
-  const at = result.rows[0]?.at;
-  return at ? at.getTime() : undefined;
-}
-
-async function takeLease(
-  store: Database,
-  workerId: string,
-  now: number,
-  leaseMs: number,
-): Promise<{ lastScanStartedAt?: number } | undefined> {
-  const result = await store.query<{ state: { lastScanStartedAt?: number } }>(
-    `INSERT INTO background_leases (name, holder, locked_until) VALUES ($1, $2, $3)
-     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, locked_until = excluded.locked_until
-       WHERE background_leases.locked_until IS NULL OR background_leases.locked_until < $4
-     RETURNING state`,
-    [LEASE, workerId, new Date(now + leaseMs), new Date(now)],
-  );
-  return result.rows[0]?.state;
-}
-
-async function releaseLease(
-  store: Database,
-  workerId: string,
-  state: { lastScanStartedAt: number } | undefined,
-): Promise<void> {
-  await store.query(
-    `UPDATE background_leases SET holder = NULL, locked_until = NULL,
-            state = coalesce($3::jsonb, state)
-      WHERE name = $1 AND holder = $2`,
-    [LEASE, workerId, state ? JSON.stringify(state) : null],
-  );
 }

@@ -32,8 +32,8 @@ import type { Logger } from "../runtime/log.js";
 import { stderrLogger } from "../runtime/log.js";
 import type { Database, Queryable } from "../store/database.js";
 import { pgErrorCode } from "../store/database.js";
-import type { NewDelivery } from "./deliveries-sql.js";
-import { insertDeliveries, insertDelivery, insertRejection } from "./deliveries-sql.js";
+import type { NewDelivery } from "../store/deliveries.js";
+import { insertDeliveries, insertDelivery, insertRejection } from "../store/deliveries.js";
 import { StreamingSignatureCheck } from "./webhook-signature.js";
 
 export const WEBHOOK_PATH = "/api/github/webhooks";

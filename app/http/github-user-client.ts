@@ -46,7 +46,7 @@ import {
 } from "./errors.js";
 import type { GitHubUsers } from "./github-users.js";
 import { servedRepository } from "./live-flow-actions.js";
-import { getInstalledRepository } from "./live-flows-sql.js";
+import { getRepository } from "../store/repositories.js";
 import type { RunPurpose } from "./service-client.js";
 import { ServiceClient } from "./service-client.js";
 
@@ -167,9 +167,9 @@ export class GitHubUserClient extends ServiceClient {
     if (run.repository === "local") return "none";
     // The repository's installation now (it changes when the app is reinstalled), else
     // the one the run was started with. Uninstalled: nobody can be asked about it.
-    const installed = await getInstalledRepository(this.store, run.repository);
-    if (installed?.removedAt) return "none";
-    const installationId = installed?.installationId ?? run.github?.installationId;
+    const recorded = await getRepository(this.store, run.repository);
+    if (recorded?.removedAt) return "none";
+    const installationId = recorded?.installationId ?? run.github?.installationId;
     if (installationId === undefined) return "none";
     return this.#permission(run.repository, installationId, when);
   }

@@ -15,16 +15,17 @@ import {
   RepositoryNotServedError,
   TriggerNotDeclaredError,
 } from "./errors.js";
-import type { InstalledRepository } from "./live-flows-sql.js";
-import { getInstalledRepository, listLiveFlows } from "./live-flows-sql.js";
+import type { GitHubRepository } from "../store/repositories.js";
+import { getInstalledRepository } from "../store/repositories.js";
+import { listLiveFlows } from "../store/live-flows.js";
 
 /** The repository, if the app serves it (installed, not removed). */
 export async function servedRepository(
   store: Database,
   repository: string,
-): Promise<InstalledRepository> {
+): Promise<GitHubRepository> {
   const installed = await getInstalledRepository(store, repository);
-  if (!installed || installed.removedAt) throw new RepositoryNotServedError(repository);
+  if (!installed) throw new RepositoryNotServedError(repository);
   return installed;
 }
 

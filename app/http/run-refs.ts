@@ -6,7 +6,7 @@
 import type { Queryable } from "../store/database.js";
 import type { Run } from "../store/model.js";
 import { findRunsByIdPrefix, findRunsByNumber, getRunById } from "../store/runs.js";
-import { getInstalledRepository } from "./live-flows-sql.js";
+import { getRepository } from "../store/repositories.js";
 
 /** How many runs a prefix or a number may match before the answer is "ambiguous". */
 const MAX_CANDIDATES = 5;
@@ -23,7 +23,7 @@ export async function findRunCandidates(
   within?: string,
 ): Promise<Run[]> {
   if (within !== undefined && within !== "local")
-    within = (await getInstalledRepository(db, within))?.repository ?? within;
+    within = (await getRepository(db, within))?.repository ?? within;
   const inScope = (runs: Run[]) =>
     within === undefined ? runs : runs.filter((run) => run.repository === within);
   const inRepository = /^([^/\s#]+)\/([^/\s#]+)\/([^/\s#]+)#(\d+)$/.exec(ref);
@@ -31,7 +31,7 @@ export async function findRunCandidates(
     const [, owner, repo, flow = "", number] = inRepository;
     // GitHub names are case-insensitive; runs keep the spelling the app was given.
     const repository = `${owner}/${repo}`;
-    const spelled = (await getInstalledRepository(db, repository))?.repository ?? repository;
+    const spelled = (await getRepository(db, repository))?.repository ?? repository;
     if (within !== undefined && spelled.toLowerCase() !== within.toLowerCase()) return [];
     return inScope(await findRunsByNumber(db, flow, Number(number), spelled));
   }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { readAppConfig } from "../../app/github/app-config.js";
-import { getDelivery } from "../../app/github/deliveries-sql.js";
+import { getDelivery } from "../../app/store/deliveries.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
 import { recoverDeliveries } from "../../app/github/recover-deliveries.js";
 import { startApp } from "../../app/server/start-app.js";

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { parseFlow } from "../../flows-schema/parse-flow.js";
-import { getDelivery } from "../../app/github/deliveries-sql.js";
+import { getDelivery } from "../../app/store/deliveries.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
 import { defaultParts } from "../../app/server/parts.js";
 import type { RunningApp } from "../../app/server/start-app.js";

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { getCheckRunRecord } from "../../app/github/check-runs/check-runs-sql.js";
 import { checkRunsPart } from "../../app/github/check-runs/index.js";
-import { getDelivery } from "../../app/github/deliveries-sql.js";
+import { getDelivery } from "../../app/store/deliveries.js";
 import { combineEventHandlers } from "../../app/github/github-app.js";
 import type { DeliveryWorker } from "../../app/github/process-deliveries.js";
 import { startDeliveryWorker } from "../../app/github/process-deliveries.js";

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { sendFlowsCheck } from "../../app/github/flows/flows-check-run.js";
-import { getRepository } from "../../app/github/flows/live-flows-sql.js";
+import { getRepository } from "../../app/store/repositories.js";
 import { getFlowVersion } from "../../app/store/flow-versions.js";
 import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { botComments, flowsChecks, startFlowsHarness, type FlowsHarness } from "./flows-harness.js";

@@ -7,13 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import {
-  applyLiveLoad,
-  listLiveFlows,
-  listSchedules,
-  getRepository,
-  upsertRepository,
-} from "../../app/github/flows/live-flows-sql.js";
+import { applyLiveLoad, listLiveFlows, listSchedules } from "../../app/store/live-flows.js";
+import { getRepository, upsertRepository } from "../../app/store/repositories.js";
 import type { LoadedFlows } from "../../app/github/flows/load-flows.js";
 import { parseFlow } from "../../flows-schema/parse-flow.js";
 import { nextScheduleTick } from "../../app/github/schedule-ticks.js";

@@ -9,7 +9,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { ProbotOctokit } from "probot";
-import { getDelivery } from "../../app/github/deliveries-sql.js";
+import { getDelivery } from "../../app/store/deliveries.js";
 import type { DeliveryHandlers } from "../../app/github/process-deliveries.js";
 import { startDeliveryWorker } from "../../app/github/process-deliveries.js";
 import { createWebhookInbox } from "../../app/github/webhook-inbox.js";

@@ -9,7 +9,7 @@ import { parseFlow } from "../../flows-schema/parse-flow.js";
 import type { GitHubApp, GitHubAppPart } from "../../app/github/github-app.js";
 import { combineEventHandlers } from "../../app/github/github-app.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
-import { insertDelivery } from "../../app/github/deliveries-sql.js";
+import { insertDelivery } from "../../app/store/deliveries.js";
 import { processDeliveries } from "../../app/github/process-deliveries.js";
 import { nextScheduleTick } from "../../app/github/schedule-ticks.js";
 import { BatonService } from "../../app/runtime/service.js";

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { deriveWebhookSecret } from "../../app/github/triggers/webhook-secrets.js";
-import { webhookSecretIssue } from "../../app/github/triggers/triggers-sql.js";
+import { webhookSecretIssue } from "../../app/store/triggers.js";
 import { findRunCandidates } from "../../app/http/run-refs.js";
 import { BatonService } from "../../app/runtime/service.js";
 import { ConcurrencyRejectedError } from "../../app/runtime/errors.js";

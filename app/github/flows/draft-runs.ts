@@ -22,7 +22,8 @@ import type { EventHandler, GitHubApp, GitHubEvent, Write } from "../github-app.
 import type { Octokit } from "../github-client.js";
 import { enqueueGitHubRequest } from "../outbox.js";
 import { hasPermission, repositoryPermission } from "../permissions.js";
-import { getRepository, listDrafts } from "./live-flows-sql.js";
+import { listDrafts } from "../../store/live-flows.js";
+import { getRepository } from "../../store/repositories.js";
 import { loadFlowsAt } from "./load-flows.js";
 import {
   FLOWS_CHECK_NAME,

@@ -20,15 +20,17 @@ import { saveFlowVersion } from "../../store/flow-versions.js";
 import { onRunDraftButton, onRunDraftComment } from "./draft-runs.js";
 import { diffFlows, stableJson } from "./flow-diff.js";
 import { FLOWS_CHECK_RUN, flowsCheckRunHandler, flowsCheckRunTask } from "./flows-check-run.js";
-import type { FlowDraft } from "./live-flows-sql.js";
+import type { FlowDraft } from "../../store/live-flows.js";
 import {
   applyLiveLoad,
-  getRepository,
   listLiveFlows,
-  markRepositoriesRemoved,
   saveDrafts,
+} from "../../store/live-flows.js";
+import {
+  getRepository,
+  markRepositoriesRemoved,
   upsertRepository,
-} from "./live-flows-sql.js";
+} from "../../store/repositories.js";
 import type { LoadedFlows } from "./load-flows.js";
 import { FLOWS_DIRECTORY, isFlowFile, loadFlowsAt } from "./load-flows.js";
 import { byName } from "./order.js";

@@ -24,7 +24,8 @@ import type { Json } from "../../engine/types.js";
 import type { SenderPolicy } from "./github-event-trigger.js";
 import { isIgnoredSender, repositoryOf } from "./github-event-trigger.js";
 import { errorMessage, startRunUnderSavepoint } from "./start-triggered-run.js";
-import { getInstalledRepository, getLiveFlow, liveFlowNames } from "./triggers-sql.js";
+import { getLiveFlow, liveFlowNames } from "../../store/live-flows.js";
+import { getInstalledRepository } from "../../store/repositories.js";
 
 /** Who may start a flow from a comment. */
 export const RUN_PERMISSION = "write";
@@ -132,7 +133,7 @@ export function commentRunCommand(policy: SenderPolicy = {}): EventHandler {
         },
         github: {
           installationId: installed.installationId,
-          headSha: headSha ?? installed.liveSha ?? flow.sha,
+          headSha: headSha ?? installed.liveSha ?? flow.versionSha,
           issue: number,
           ...(pullRequest !== undefined ? { pullRequest } : {}),
         },

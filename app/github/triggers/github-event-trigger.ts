@@ -18,8 +18,9 @@ import type { Octokit } from "../github-client.js";
 import type { EventFacts } from "./match-github-event.js";
 import { eventFacts, matchGitHubEvent, needsChangedFiles } from "./match-github-event.js";
 import { errorMessage, startRunUnderSavepoint } from "./start-triggered-run.js";
-import type { LiveFlow } from "./triggers-sql.js";
-import { getInstalledRepository, liveFlowsOnEvent } from "./triggers-sql.js";
+import type { RunnableLiveFlow } from "../../store/live-flows.js";
+import { liveFlowsOnEvent } from "../../store/live-flows.js";
+import { getInstalledRepository } from "../../store/repositories.js";
 
 /**
  * The events Baton's app.yml subscribes to: a flow's `on.github` can list any GitHub
@@ -109,7 +110,7 @@ function startMatchingFlows(
         flowFile: { versionId: flow.versionId },
         actor,
         trigger: { event: event.name, payload: event.payload as Json },
-        github: runPlace(event, installed.installationId, installed.liveSha ?? flow.sha),
+        github: runPlace(event, installed.installationId, installed.liveSha ?? flow.versionSha),
       });
       logOutcome(app, event, flow, facts, outcome);
     }
@@ -119,7 +120,7 @@ function startMatchingFlows(
 function logOutcome(
   app: GitHubApp,
   event: GitHubEvent,
-  flow: LiveFlow,
+  flow: RunnableLiveFlow,
   facts: EventFacts,
   outcome: Awaited<ReturnType<typeof startRunUnderSavepoint>>,
 ): void {

@@ -64,4 +64,4 @@ export {
   MAX_WEBHOOK_TRIGGER_BYTES,
   WEBHOOK_TOLERANCE_MS,
 } from "./webhook-route.js";
-export { listWebhookRejections } from "./triggers-sql.js";
+export { listWebhookRejections } from "../../store/triggers.js";

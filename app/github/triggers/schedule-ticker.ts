@@ -21,8 +21,8 @@ import { CHANNELS } from "../../store/database.js";
 import type { BackgroundJob, GitHubApp } from "../github-app.js";
 import { nextScheduleTick } from "../schedule-ticks.js";
 import { errorMessage, startRunUnderSavepoint } from "./start-triggered-run.js";
-import type { DueSchedule } from "./triggers-sql.js";
-import { claimScheduleTick, dueSchedules, earliestScheduleTick } from "./triggers-sql.js";
+import type { DueSchedule } from "../../store/triggers.js";
+import { claimScheduleTick, dueSchedules, earliestScheduleTick } from "../../store/triggers.js";
 
 /** `catch-up: all` starts at most this many runs for one downtime: the latest ticks. */
 export const MAX_CATCH_UP_RUNS = 100;

@@ -7,24 +7,19 @@
  */
 import type { StartRunRequest, StartedRun } from "../../runtime/service.js";
 import type { Transaction } from "../../store/database.js";
+import { underSavepoint } from "../../store/savepoint.js";
 import type { GitHubApp } from "../github-app.js";
 
 export type StartOutcome = { ok: true; run: StartedRun } | { ok: false; error: unknown };
-
-const SAVEPOINT = "baton_trigger_start";
 
 export async function startRunUnderSavepoint(
   tx: Transaction,
   app: GitHubApp,
   request: StartRunRequest,
 ): Promise<StartOutcome> {
-  await tx.query(`SAVEPOINT ${SAVEPOINT}`);
   try {
-    const run = await app.service.startRunIn(tx, request);
-    await tx.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-    return { ok: true, run };
+    return { ok: true, run: await underSavepoint(tx, () => app.service.startRunIn(tx, request)) };
   } catch (error: unknown) {
-    await tx.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     return { ok: false, error };
   }
 }

@@ -39,13 +39,13 @@ import {
 import type { GitHubApp, HttpRoute } from "../github-app.js";
 import { errorMessage } from "./start-triggered-run.js";
 import {
-  getInstalledRepository,
-  getLiveFlow,
   recordWebhookDelivery,
   recordWebhookRejection,
   setWebhookDeliveryRun,
   webhookSecretIssue,
-} from "./triggers-sql.js";
+} from "../../store/triggers.js";
+import { getLiveFlow } from "../../store/live-flows.js";
+import { getInstalledRepository } from "../../store/repositories.js";
 import {
   DELIVERY_ID,
   deriveWebhookSecret,
@@ -199,7 +199,7 @@ export function webhookTriggerRoute(app: GitHubApp, options: WebhookRouteOptions
           trigger: { event: "webhook", payload: payload as Json },
           github: {
             installationId: installedNow.installationId,
-            headSha: installedNow.liveSha ?? current.sha,
+            headSha: installedNow.liveSha ?? current.versionSha,
           },
         });
         await setWebhookDeliveryRun(tx, {

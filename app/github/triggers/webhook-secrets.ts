@@ -17,7 +17,7 @@
  */
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import type { Queryable } from "../../store/database.js";
-import { ensureKey, issueWebhookSecret } from "./triggers-sql.js";
+import { ensureKey, issueWebhookSecret } from "../../store/triggers.js";
 
 /** The `baton_keys` row the webhook secrets derive from. */
 export const WEBHOOK_KEY_NAME = "webhook-secrets";

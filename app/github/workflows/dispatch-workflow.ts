@@ -30,7 +30,7 @@ import type { Transaction } from "../../store/database.js";
 import type { GitHubApp } from "../github-app.js";
 import { WORKFLOW_TOKEN_PERMISSIONS } from "../permissions.js";
 import type { Octokit } from "../github-client.js";
-import { getRepository } from "../flows/live-flows-sql.js";
+import { getRepository } from "../../store/repositories.js";
 import { signStepToken, stepTokenKey } from "./step-token.js";
 import type { WorkflowTarget } from "./workflow-file.js";
 import {

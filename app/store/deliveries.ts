@@ -5,8 +5,8 @@
  *
  * Row types are snake_case (`DbDelivery`); `Delivery` is what handlers see.
  */
-import type { Queryable } from "../store/database.js";
-import { CHANNELS } from "../store/database.js";
+import type { Queryable } from "./database.js";
+import { CHANNELS } from "./database.js";
 
 export const DELIVERY_STATUSES = ["pending", "processed", "failed", "ignored"] as const;
 /**

@@ -3,121 +3,28 @@
  * each flow (the last valid one), their schedules, and pull requests' drafts. SQL lives
  * here; the event handlers decide.
  */
-import type { Diagnostic } from "../../../flows-schema/diagnostic.js";
-import type { FlowDefinition } from "../../../flows-schema/schema.js";
-import type { Queryable, Transaction } from "../../store/database.js";
-import { CHANNELS } from "../../store/database.js";
-import { saveFlowVersion } from "../../store/flow-versions.js";
-import { nextScheduleTick } from "../schedule-ticks.js";
-import type { LoadedFlows } from "./load-flows.js";
-import type { LiveOutcome } from "./render-flows-check.js";
-import type { RepositorySettings } from "./repository-settings.js";
-import { DEFAULT_SETTINGS, repositorySettings } from "./repository-settings.js";
-
-export interface GitHubRepository {
-  repository: string;
-  githubId?: number;
-  installationId: number;
-  defaultBranch: string;
-  liveSha?: string;
-  liveResolvedAt?: Date;
-  settings: RepositorySettings;
-  removedAt?: Date;
-}
-
-interface DbGitHubRepository {
-  repository: string;
-  github_id: string | number | null;
-  installation_id: string | number;
-  default_branch: string;
-  live_sha: string | null;
-  live_resolved_at: Date | null;
-  settings: unknown;
-  removed_at: Date | null;
-}
-
-function toRepository(row: DbGitHubRepository): GitHubRepository {
-  const settings = repositorySettings.safeParse(row.settings ?? {});
-  return {
-    repository: row.repository,
-    ...(row.github_id !== null ? { githubId: Number(row.github_id) } : {}),
-    installationId: Number(row.installation_id),
-    defaultBranch: row.default_branch,
-    ...(row.live_sha !== null ? { liveSha: row.live_sha } : {}),
-    ...(row.live_resolved_at !== null ? { liveResolvedAt: row.live_resolved_at } : {}),
-    settings: settings.success ? settings.data : DEFAULT_SETTINGS,
-    ...(row.removed_at !== null ? { removedAt: row.removed_at } : {}),
-  };
-}
-
-export async function getRepository(
-  db: Queryable,
-  repository: string,
-): Promise<GitHubRepository | undefined> {
-  const result = await db.query<DbGitHubRepository>(
-    "SELECT * FROM github_repositories WHERE lower(repository) = lower($1)",
-    [repository],
-  );
-  const row = result.rows[0];
-  return row ? toRepository(row) : undefined;
-}
+import type { Diagnostic } from "../../flows-schema/diagnostic.js";
+import type { FlowDefinition } from "../../flows-schema/schema.js";
+import type { Queryable, Transaction } from "./database.js";
+import { CHANNELS } from "./database.js";
+import { saveFlowVersion } from "./flow-versions.js";
+import { nextScheduleTick } from "../github/schedule-ticks.js";
+import type { LoadedFlows } from "../github/flows/load-flows.js";
+import type { LiveOutcome } from "../github/flows/render-flows-check.js";
+import { DEFAULT_SETTINGS } from "../github/flows/repository-settings.js";
 
 /**
- * Record an installed repository (again): a reinstalled one is no longer removed. A
- * repository renamed or transferred keeps its GitHub id under a new name: the row of the
- * old name lets go of the id and counts as removed (nothing can push to that name).
+ * A flow of a repository's default branch: its live version (the last valid one) and, when
+ * the latest load failed validation, that failure beside it. The one shape every part reads.
  */
-export async function upsertRepository(
-  tx: Queryable,
-  repo: { repository: string; githubId?: number; installationId: number; defaultBranch: string },
-): Promise<void> {
-  if (repo.githubId !== undefined)
-    await tx.query(
-      `UPDATE github_repositories
-          SET github_id = NULL, removed_at = COALESCE(removed_at, now()), updated_at = now()
-        WHERE github_id = $2 AND repository <> $1`,
-      [repo.repository, repo.githubId],
-    );
-  await tx.query(
-    `INSERT INTO github_repositories (repository, github_id, installation_id, default_branch)
-     VALUES ($1, $2, $3, $4)
-     ON CONFLICT (repository) DO UPDATE
-       SET github_id = COALESCE(EXCLUDED.github_id, github_repositories.github_id),
-           installation_id = EXCLUDED.installation_id,
-           default_branch = EXCLUDED.default_branch,
-           removed_at = NULL,
-           updated_at = now()`,
-    [repo.repository, repo.githubId ?? null, repo.installationId, repo.defaultBranch],
-  );
-}
-
-/**
- * Mark repositories removed (uninstalled): their triggers stop; their live flows are
- * kept, so that a reinstall or a later push starts from them. Runs are untouched.
- */
-export async function markRepositoriesRemoved(
-  tx: Queryable,
-  which: { repositories: string[] } | { installationId: number },
-  at: Date,
-): Promise<number> {
-  const result =
-    "installationId" in which
-      ? await tx.query(
-          "UPDATE github_repositories SET removed_at = $2, updated_at = now() WHERE installation_id = $1 AND removed_at IS NULL",
-          [which.installationId, at],
-        )
-      : await tx.query(
-          "UPDATE github_repositories SET removed_at = $2, updated_at = now() WHERE repository = ANY($1::text[]) AND removed_at IS NULL",
-          [which.repositories, at],
-        );
-  return result.rowCount;
-}
-
 export interface LiveFlow {
+  repository: string;
+  /** The flow's name: its file name without `.yml`. */
   flow: string;
   path: string;
+  /** The live version; undefined while no version of the flow was ever valid. */
   versionId?: string;
-  /** The commit of the live version. */
+  /** The commit the live version was read at. */
   versionSha?: string;
   definition?: FlowDefinition;
   source?: string;
@@ -125,7 +32,15 @@ export interface LiveFlow {
   diagnostics?: Diagnostic[];
 }
 
+/** A live flow that can start runs: it has a valid version, in an installed repository. */
+export type RunnableLiveFlow = LiveFlow & {
+  versionId: string;
+  versionSha: string;
+  definition: FlowDefinition;
+};
+
 interface DbLiveFlow {
+  repository: string;
   flow: string;
   path: string;
   version_id: string | null;
@@ -139,14 +54,25 @@ interface DbLiveFlow {
 /** The repository's live flows (with their versions), ordered by name. */
 export async function listLiveFlows(db: Queryable, repository: string): Promise<LiveFlow[]> {
   const result = await db.query<DbLiveFlow>(
-    `SELECT l.flow, l.path, l.version_id, v.sha AS version_sha, v.definition, v.source,
-            l.invalid_sha, l.diagnostics
-       FROM live_flows l LEFT JOIN flow_versions v ON v.id = l.version_id
-      WHERE l.repository = $1
-      ORDER BY l.flow`,
+    `${LIVE_FLOWS} WHERE l.repository = $1 ORDER BY l.flow`,
     [repository],
   );
-  return result.rows.map((row) => ({
+  return result.rows.map(toLiveFlow);
+}
+
+const LIVE_FLOWS = `
+  SELECT l.repository, l.flow, l.path, l.version_id, v.sha AS version_sha, v.definition,
+         v.source, l.invalid_sha, l.diagnostics
+    FROM live_flows l LEFT JOIN flow_versions v ON v.id = l.version_id`;
+
+// Runnable: a valid version, and the repository installed (not removed).
+const RUNNABLE = `${LIVE_FLOWS}
+    JOIN github_repositories r ON r.repository = l.repository AND r.removed_at IS NULL
+   WHERE l.version_id IS NOT NULL`;
+
+function toLiveFlow(row: DbLiveFlow): LiveFlow {
+  return {
+    repository: row.repository,
     flow: row.flow,
     path: row.path,
     ...(row.version_id !== null ? { versionId: row.version_id } : {}),
@@ -155,7 +81,54 @@ export async function listLiveFlows(db: Queryable, repository: string): Promise<
     ...(row.source !== null ? { source: row.source } : {}),
     ...(row.invalid_sha !== null ? { invalidSha: row.invalid_sha } : {}),
     ...(row.diagnostics !== null ? { diagnostics: row.diagnostics } : {}),
-  }));
+  };
+}
+
+function toRunnable(row: DbLiveFlow): RunnableLiveFlow {
+  const flow = toLiveFlow(row);
+  if (flow.versionId === undefined || flow.versionSha === undefined || !flow.definition)
+    throw new Error(`live flow ${row.repository}/${row.flow} has no version`);
+  return {
+    ...flow,
+    versionId: flow.versionId,
+    versionSha: flow.versionSha,
+    definition: flow.definition,
+  };
+}
+
+/** The runnable live flows of a repository that list `eventName` under `on.github`, by name. */
+export async function liveFlowsOnEvent(
+  db: Queryable,
+  repository: string,
+  eventName: string,
+): Promise<RunnableLiveFlow[]> {
+  const result = await db.query<DbLiveFlow>(
+    `${RUNNABLE} AND l.repository = $1 AND jsonb_exists(v.definition -> 'on' -> 'github', $2)
+      ORDER BY l.flow`,
+    [repository, eventName],
+  );
+  return result.rows.map(toRunnable);
+}
+
+export async function getLiveFlow(
+  db: Queryable,
+  repository: string,
+  flow: string,
+): Promise<RunnableLiveFlow | undefined> {
+  const result = await db.query<DbLiveFlow>(`${RUNNABLE} AND l.repository = $1 AND l.flow = $2`, [
+    repository,
+    flow,
+  ]);
+  const row = result.rows[0];
+  return row ? toRunnable(row) : undefined;
+}
+
+/** Names of a repository's runnable live flows (for "did you mean" answers). */
+export async function liveFlowNames(db: Queryable, repository: string): Promise<string[]> {
+  const result = await db.query<DbLiveFlow>(`${RUNNABLE} AND l.repository = $1 ORDER BY l.flow`, [
+    repository,
+  ]);
+  return result.rows.map((row) => row.flow);
 }
 
 export interface ScheduleRow {
