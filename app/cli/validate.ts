@@ -17,7 +17,7 @@ import { parseFlow } from "../../flows-schema/index.js";
 import type { Command } from "./io.js";
 import { EXIT, UsageError } from "./io.js";
 
-/** Where flows live in a repository (DESIGN.md), validated when no path is given. */
+/** Where flows live in a repository (docs/architecture.md), validated when no path is given. */
 export const DEFAULT_FLOW_DIRECTORY = ".github/flows";
 
 const USAGE = `Usage: baton validate [options] [paths…]

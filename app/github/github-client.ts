@@ -9,7 +9,7 @@
  * itself through the database as well (app/github/check-runs).
  *
  * Steps get neither: `forRepository` mints a token for one repository of the installation
- * and only the permissions the step's flow declares (DESIGN.md rule 12), asked of GitHub
+ * and only the permissions the step's flow declares (docs/architecture.md rule 12), asked of GitHub
  * when it is minted (`POST /app/installations/{id}/access_tokens` with `repositories` and
  * `permissions`; GitHub answers 422 for a permission the installation does not have).
  *

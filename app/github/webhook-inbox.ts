@@ -1,6 +1,6 @@
 /**
  * The webhook inbox: `POST /api/github/webhooks` verifies a delivery's signature, stores
- * it, and answers 202 — in that order, and nothing more (DESIGN.md, rule 3). GitHub waits
+ * it, and answers 202 — in that order, and nothing more (docs/architecture.md, rule 3). GitHub waits
  * 10 s for the answer and never redelivers by itself, so the answer never waits on
  * processing: a worker processes stored deliveries later (`processDeliveries`).
  *

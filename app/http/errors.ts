@@ -81,7 +81,7 @@ export class TriggerNotDeclaredError extends Error {
 
 /**
  * A GitHub app runs only flows committed to a repository: a flow file sent by a client is
- * untrusted content (DESIGN.md rule 7), whatever the sender's permission.
+ * untrusted content (docs/architecture.md rule 7), whatever the sender's permission.
  */
 export class LocalFlowRefusedError extends Error {
   constructor() {

@@ -5,7 +5,7 @@
  * The login is asked with the token itself (`GET /user`) and remembered for a short
  * while, keyed by a hash of the token (the token is never kept or logged): a revoked
  * token keeps working for at most `cacheMs`. Permissions are asked with the app's
- * installation token at the moment of each change (DESIGN.md rule 8); only reading runs
+ * installation token at the moment of each change (docs/architecture.md rule 8); only reading runs
  * may reuse an answer of the last `readCacheMs`, so that following a run does not spend
  * the installation's rate limit.
  */

@@ -4,7 +4,7 @@
  * workers (steps, timers, check-run updates, GitHub requests of the outbox), and the
  * background jobs (the schedule ticker, the recovery of missed deliveries).
  *
- * Any number of such processes may share one Postgres (DESIGN.md rule 4): everything
+ * Any number of such processes may share one Postgres (docs/architecture.md rule 4): everything
  * they coordinate on is in the database.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
