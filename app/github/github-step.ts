@@ -1,6 +1,6 @@
 /**
  * `github` steps (and compensations): one REST call to the run's repository, with a token
- * minted for that repository and the flow's `permissions:` only (DESIGN.md rules 11, 12).
+ * minted for that repository and the flow's `permissions:` only (docs/architecture.md rules 11, 12).
  *
  * The request is a route GitHub publishes under /repos/{owner}/{repo} (checked at
  * validation and again here, after expressions were expanded: a version stored before the

@@ -1,6 +1,6 @@
 /**
  * Permissions. A user's permission on a repository, asked of GitHub at the moment of the action
- * (DESIGN.md rule 8): `GET /repos/{owner}/{repo}/collaborators/{username}/permission`.
+ * (docs/architecture.md rule 8): `GET /repos/{owner}/{repo}/collaborators/{username}/permission`.
  * Someone GitHub does not know as a collaborator (404) has no permission.
  */
 import type { TokenPermissions } from "../../flows-schema/schema.js";
@@ -38,7 +38,7 @@ export function hasPermission(actual: Permission, needed: Permission): boolean {
 
 /**
  * What a step's installation token may do, as GitHub App permission names (`pull_requests`),
- * from a flow's `permissions:` (GitHub Actions' names and syntax, DESIGN.md rule 12):
+ * from a flow's `permissions:` (GitHub Actions' names and syntax, docs/architecture.md rule 12):
  * - absent: `{ contents: read, metadata: read }`;
  * - a map: each scope (`pull-requests`) as its app permission (`pull_requests`), `none`
  *   left out, and `metadata: read`, which GitHub gives every token that can see a repository;

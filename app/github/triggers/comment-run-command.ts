@@ -1,7 +1,7 @@
 /**
  * `on.manual` from a comment: `/baton run <flow> key=value …` on an issue or a pull
  * request starts the live flow (`--draft` runs are the drafts part's). The commenter's
- * permission is asked of GitHub at that moment and must be at least write (DESIGN.md
+ * permission is asked of GitHub at that moment and must be at least write (docs/architecture.md
  * rule 8). Every outcome is answered with a reply comment, through the outbox (keyed by
  * the delivery, so a retried delivery replies once), in the transaction that starts the
  * run: the reply says "Started" if and only if the run exists.

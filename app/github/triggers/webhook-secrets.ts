@@ -1,5 +1,5 @@
 /**
- * Webhook-trigger secrets (DESIGN.md rule 6: Baton's own secrets are stored hashed or
+ * Webhook-trigger secrets (docs/architecture.md rule 6: Baton's own secrets are stored hashed or
  * signed, never in clear). A flow's secret is derived, not stored:
  *
  *   secret = hex(HMAC-SHA256(key, "repository-id:<GitHub id>/<flow>/<generation>"))
