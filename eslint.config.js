@@ -4,6 +4,22 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// Folder walls (docs/architecture.md, "The parts"): which folder may import which.
+// madge sees only file cycles; these see the direction between folders.
+const wall = (files, group, message) => ({
+  files,
+  rules: { "no-restricted-imports": ["error", { patterns: [{ group, message }] }] },
+});
+// TEMPORARY: files others of issue 13 own that cross a wall today; the integrator
+// empties this list after merging (each entry: file -> the import that crosses).
+const WALL_EXCEPTIONS = [
+  // -> app/github/flows/{repository-settings,load-flows,render-flows-check}.js and
+  // app/github/schedule-ticks.js: the types and the settings schema move to app/store.
+  "app/store/live-flows.ts",
+  // -> app/github/flows/repository-settings.js (the settings schema).
+  "app/store/repositories.ts",
+];
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "action/dist/**", ".baton/**", "coverage/**"] },
   js.configs.recommended,
@@ -30,6 +46,47 @@ export default tseslint.config(
       "@typescript-eslint/switch-exhaustiveness-check": "error",
     },
   },
+  wall(["flows-schema/**/*.ts"], ["**/app/**"], "flows-schema imports nothing from app/"),
+  wall(
+    ["app/engine/**/*.ts"],
+    [
+      "**/store/**",
+      "**/runtime/**",
+      "**/github/**",
+      "**/http/**",
+      "**/runners/**",
+      "**/runner/**",
+      "**/server/**",
+      "**/cli/**",
+    ],
+    "the engine imports only flows-schema (and itself): no I/O, no clock",
+  ),
+  wall(
+    ["app/store/**/*.ts"],
+    [
+      "**/runtime/**",
+      "**/github/**",
+      "**/http/**",
+      "**/runners/**",
+      "**/runner/**",
+      "**/server/**",
+      "**/cli/**",
+    ],
+    "the store imports engine types and flows-schema only",
+  ),
+  wall(
+    ["app/runner/**/*.ts"],
+    ["**/runtime/**", "**/github/**", "**/http/**", "**/store/**", "**/server/**"],
+    "the runner process never imports runtime, github, http or store",
+  ),
+  wall(
+    ["app/github/**/*.ts", "app/runners/**/*.ts", "app/http/**/*.ts", "app/cli/**/*.ts"],
+    ["**/server/**"],
+    "only app/server (the composition root) imports app/server",
+  ),
+  ...(WALL_EXCEPTIONS.length > 0
+    ? [{ files: WALL_EXCEPTIONS, rules: { "no-restricted-imports": "off" } }]
+    : []),
   {
     files: ["**/*.js"],
     ...tseslint.configs.disableTypeChecked,

@@ -3,7 +3,6 @@
  * migration 5), webhook-trigger secrets and refusals (migration 7). Only installed
  * repositories (`removed_at IS NULL`) and flows with a valid live version trigger.
  */
-import type { FlowDefinition } from "../engine/types.js";
 import type { Queryable } from "./database.js";
 
 // --- Schedules ---------------------------------------------------------------------------
