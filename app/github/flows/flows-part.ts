@@ -21,11 +21,7 @@ import { onRunDraftButton, onRunDraftComment } from "./draft-runs.js";
 import { diffFlows, stableJson } from "./flow-diff.js";
 import { FLOWS_CHECK_RUN, flowsCheckRunHandler, flowsCheckRunTask } from "./flows-check-run.js";
 import type { FlowDraft } from "../../store/live-flows.js";
-import {
-  applyLiveLoad,
-  listLiveFlows,
-  saveDrafts,
-} from "../../store/live-flows.js";
+import { applyLiveLoad, listLiveFlows, saveDrafts } from "../../store/live-flows.js";
 import {
   getRepository,
   markRepositoriesRemoved,
