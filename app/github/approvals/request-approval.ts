@@ -22,7 +22,7 @@ import { getFlowVersion } from "../../store/flow-versions.js";
 import { getRunById } from "../../store/runs.js";
 import type { GitHubApp } from "../github-app.js";
 import type { GitHubRun } from "./approver-facts.js";
-import { recordApprovalRequest } from "./approvals-sql.js";
+import { recordApprovalRequest } from "../../store/approval-runs.js";
 import { replyOn, runName } from "./waiting-approvals.js";
 
 export function requestApprovalHandler(app: GitHubApp): TaskHandler {
