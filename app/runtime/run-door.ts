@@ -143,7 +143,7 @@ export class RunDoor {
    * `compensation.finished`) and the run's next decision. A late or repeated report is
    * ignored (`recorded: false`), once the run is locked.
    */
-  reportOutcome(
+  async reportOutcome(
     into: Into,
     key: string,
     outcome: ReportedOutcome,
@@ -159,7 +159,7 @@ export class RunDoor {
   }
 
   /** `reportOutcome` for a compensation's key (`…/compensate`); throws InvalidAttemptKeyError otherwise. */
-  finishCompensation(
+  async finishCompensation(
     into: Into,
     key: string,
     outcome: Omit<ReportedOutcome, "outputs" | "retryable">,
@@ -174,7 +174,7 @@ export class RunDoor {
    * step's reason. A compensation has nothing to show: nothing is recorded, and the
    * answer only says whether it still runs.
    */
-  reportProgress(
+  async reportProgress(
     into: Into,
     key: string,
     progress: { detail: string; url?: string },
@@ -374,7 +374,7 @@ export class RunDoor {
    * attempt, without retries. Nothing happens when the attempt is no longer current or
    * its child exists already (the task repeated after a crash).
    */
-  startSubRun(
+  async startSubRun(
     into: Into,
     key: string,
     start: { loaded: LoadedSubFlow; inputs: Record<string, Json>; github?: RunGitHub },
