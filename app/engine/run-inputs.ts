@@ -7,7 +7,8 @@
 import type { ApprovalEvaluated, ApprovalVia, Millis, NewRunEvent, StepState } from "./types.js";
 
 /** Whatever a step's status is made of: a StepState, or the steps table's row. */
-export type StepFacts = Pick<StepState, "status" | "attempt"> & Partial<Pick<StepState, "compensation">>;
+export type StepFacts = Pick<StepState, "status" | "attempt"> &
+  Partial<Pick<StepState, "compensation">>;
 
 /** An attempt, or the compensation of one (its effect key ends in `/compensate`). */
 export interface AttemptRef {

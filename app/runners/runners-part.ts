@@ -31,7 +31,7 @@ export function runnersPart(app: GitHubApp, options: RunnersPartOptions = {}): G
         checkout: (run) =>
           mintCheckout(app, run.repository, run.github?.installationId, run.github?.headSha),
         door: app.service.door,
-        now: app.now,
+        now: () => app.now(),
         ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
       }),
     ],

@@ -280,7 +280,12 @@ export class RunDoor {
    * step no longer waits or no counted approval matches: a dismissal or a push that
    * changes nothing is not worth an event.
    */
-  withdrawApprovals(into: Into, runId: string, withdrawal: Withdrawal, now: Millis): Promise<boolean> {
+  withdrawApprovals(
+    into: Into,
+    runId: string,
+    withdrawal: Withdrawal,
+    now: Millis,
+  ): Promise<boolean> {
     return within(into, async (tx) => {
       const run = await this.#lock(tx, runId, withdrawal.step, undefined);
       if (!run || !withdrawalChangesStep(run.step, withdrawal)) return false;
@@ -390,7 +395,13 @@ export class RunDoor {
         await this.#decide(
           tx,
           run.id,
-          [outcomeEvent(target, { outcome: "failure", outputs: {}, error, retryable: false }, call.now)],
+          [
+            outcomeEvent(
+              target,
+              { outcome: "failure", outputs: {}, error, retryable: false },
+              call.now,
+            ),
+          ],
           call,
         );
         return { started: false, error };

@@ -116,8 +116,9 @@ for (const backend of BACKENDS) {
     /** Start `flow` with a `/baton run` comment and wait for its run to finish. */
     async function runToEnd(flow: string): Promise<Run> {
       await fake.comment(REPO, 3, { user: "ada", body: `/baton run ${flow}` });
-      const started = await eventually(`a run of ${flow}`, async () =>
-        (await app.app.service.listRuns({ flow }))[0],
+      const started = await eventually(
+        `a run of ${flow}`,
+        async () => (await app.app.service.listRuns({ flow }))[0],
       );
       return (await app.app.service.waitForRun(started.id, { pollMs: 200 })).run;
     }

@@ -215,8 +215,14 @@ for (const backend of BACKENDS) {
         door.signal(t.db, runId, { name: "go", payload: null, by: "alice" }, NOW),
         RunFinishedError,
       );
-      await assert.rejects(door.cancel(t.db, runId, { reason: "r", by: "alice" }, NOW), RunFinishedError);
-      assert.equal(await door.retry(t.db, runId, { by: "alice", fromStep: "build" }, NOW), "running");
+      await assert.rejects(
+        door.cancel(t.db, runId, { reason: "r", by: "alice" }, NOW),
+        RunFinishedError,
+      );
+      assert.equal(
+        await door.retry(t.db, runId, { by: "alice", fromStep: "build" }, NOW),
+        "running",
+      );
       assert.equal((await service.getRun(runId)).state?.steps.build?.attempt, 2);
     });
   });

@@ -40,7 +40,9 @@ export function repositorySubFlows(app: Pick<GitHubApp, "github">): SubFlowSourc
         };
       const problems = loaded.problems.filter((problem) => problem.file === file.path);
       if (!file.flow || file.source === undefined || problems.length > 0)
-        return { error: `${invalidSubFlow(file.path, [...problems, ...file.diagnostics])}\n(at ${at})` };
+        return {
+          error: `${invalidSubFlow(file.path, [...problems, ...file.diagnostics])}\n(at ${at})`,
+        };
       return {
         file: {
           sourceKind: "repository",

@@ -26,7 +26,11 @@ import {
   verifyStepToken,
 } from "./step-token.js";
 import type { TokenRejectionReason } from "../../store/workflow-dispatches.js";
-import { getDispatch, recordOutputs, recordTokenRejection } from "../../store/workflow-dispatches.js";
+import {
+  getDispatch,
+  recordOutputs,
+  recordTokenRejection,
+} from "../../store/workflow-dispatches.js";
 
 export const OUTPUTS_PATH = "/api/steps/outputs";
 /** Outputs of one step, in all: what `$GITHUB_OUTPUT` of a job would hold, with room. */
