@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runnerTaskHandlers } from "../app/runners/runner-queue.js";
 import { createRunnerRoute, localRunnerAdmin } from "../app/runners/runner-route.js";
-import { createRegistrationToken } from "../app/runners/runners-sql.js";
+import { createRegistrationToken } from "../app/store/runner-jobs.js";
 import { silentLogger } from "../app/runtime/log.js";
 import { startRuntime } from "../app/runtime/runtime.js";
 import { BatonService } from "../app/runtime/service.js";

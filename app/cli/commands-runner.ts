@@ -216,7 +216,7 @@ export const runnerTokenCommand: Command = async (args, io) => {
       ...(expiresInMs !== undefined ? { expiresInMs } : {}),
     })) as typeof created;
   } else {
-    const { createRegistrationToken } = await import("../runners/runners-sql.js");
+    const { createRegistrationToken } = await import("../store/runner-jobs.js");
     const { userInfo } = await import("node:os");
     const scope =
       repository !== undefined
@@ -269,7 +269,7 @@ export const runnersCommand: Command = async (args, io) => {
         (await adminRequest(target, "DELETE", `/api/runners/${encodeURIComponent(id)}`)).revoked ===
         true;
     } else {
-      const { revokeRunner } = await import("../runners/runners-sql.js");
+      const { revokeRunner } = await import("../store/runner-jobs.js");
       revoked = await withDatabase(io, (db) => revokeRunner(db, id));
     }
     io.stdout.write(
@@ -298,7 +298,7 @@ export const runnersCommand: Command = async (args, io) => {
           : "";
     runners = (await adminRequest(target, "GET", `/api/runners${query}`)).runners as typeof runners;
   } else {
-    const { listRunners } = await import("../runners/runners-sql.js");
+    const { listRunners } = await import("../store/runner-jobs.js");
     runners = await withDatabase(io, (db) =>
       listRunners(
         db,

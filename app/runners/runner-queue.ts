@@ -14,26 +14,23 @@
  * labels [self-hosted, linux]; register one with …"), through a `runner-wait` task, which
  * later says which runner took it; the step's timeout, as for any attempt, ends the wait.
  */
+import type { Compensate, ExecuteStep, Json } from "../engine/types.js";
+import type { StepOutcome } from "../runner/executor.js";
+import type { RunDoor, TaskContext, TaskHandler } from "../runtime/index.js";
 import {
   compensatedAttempt,
   compensationRunning,
+  doorOf,
   executeTaskCurrent,
-} from "../runtime/execute-step.js";
-import type { Compensate, ExecuteStep, Json, NewRunEvent } from "../engine/types.js";
-import type { StepOutcome } from "../runner/executor.js";
-import { advanceRun } from "../runtime/advance-run.js";
-import type { FlowCache } from "../runtime/flow-cache.js";
-import type { TaskHandler } from "../runtime/runtime.js";
-import type { TaskContext } from "../runtime/task-context.js";
-import { finishTask } from "../runtime/task-context.js";
+  finishTask,
+  scheduleTasks,
+} from "../runtime/index.js";
 import type { Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import type { NewTask, Task } from "../store/model.js";
-import { enqueueTasks } from "../store/tasks.js";
-import { getRunById, lockRun } from "../store/runs.js";
+import { getRunById } from "../store/runs.js";
 import { appendLogs } from "../store/step-logs.js";
-import { getStep } from "../store/steps.js";
-import type { RunnerJob } from "./runners-sql.js";
+import type { RunnerJob } from "../store/runner-jobs.js";
 import {
   dropStaleQueuedJobs,
   enqueueRunnerJob,
@@ -41,7 +38,7 @@ import {
   getRunnerJob,
   loseExpiredLease,
   markJobFinished,
-} from "./runners-sql.js";
+} from "../store/runner-jobs.js";
 
 /** The task that watches a claimed job's lease. */
 export const RUNNER_LEASE = "runner-lease";
@@ -181,7 +178,7 @@ async function queueJob(
     await tx.notify(CHANNELS.runnerJobs, job.key);
     const left = deadline === undefined ? Infinity : deadline - ctx.now();
     const delay = Math.max(0, Math.min(WAIT_NOTICE_MS, Math.floor(left / 2)));
-    await enqueueTasks(tx, [runnerWaitTaskFor({ key: job.key, runId }, delay, false)]);
+    await scheduleTasks(tx, [runnerWaitTaskFor({ key: job.key, runId }, delay, false, ctx.now())]);
   });
 }
 
@@ -189,12 +186,13 @@ function runnerWaitTaskFor(
   job: { key: string; runId: string },
   delayMs: number,
   told: boolean,
+  now: number,
 ): NewTask {
   return {
     kind: RUNNER_WAIT,
     runId: job.runId,
     key: `${job.key}/runner-wait`,
-    runAt: new Date(Date.now() + delayMs),
+    runAt: new Date(now + delayMs),
     payload: { key: job.key, told, delayMs },
   };
 }
@@ -217,24 +215,12 @@ const runnerWaitTask: TaskHandler = async (ctx, task) => {
   const job = await getRunnerJob(ctx.db, key);
   await finishTask(ctx, task, async (tx) => {
     if (!job || (job.status !== "queued" && !(job.status === "running" && told))) return;
-    const run = await lockRun(tx, job.runId);
-    if (!run) return;
-    const now = ctx.now();
-    const step = job.kind === "execute" ? await getStep(tx, job.runId, job.step) : undefined;
-    const current =
-      job.kind === "execute"
-        ? step?.status === "running" && step.attempt === job.attempt
-        : run.state?.steps[job.step]?.compensation === "running";
-    const where = run.github ? run.repository : undefined;
-    /** The step's shown reason (check run, `baton show`, the API). */
-    const progress = (detail: string) =>
-      advanceRun(
-        tx,
-        ctx.flows,
-        job.runId,
-        [{ type: "attempt.progress", at: now, step: job.step, attempt: job.attempt, detail }],
-        now,
-      );
+    const door = doorOf(ctx);
+    const call = { now: ctx.now() };
+    const execute = job.kind === "execute";
+    /** The step's shown reason (check run, `baton show`, the API); for a compensation, only whether it runs. */
+    const progress = async (detail: string) =>
+      (await door.reportProgress(tx, job.key, { detail }, call)).current;
     const log = (text: string) =>
       appendLogs(tx, [
         {
@@ -243,32 +229,34 @@ const runnerWaitTask: TaskHandler = async (ctx, task) => {
           attempt: job.attempt,
           stream: "system",
           chunk: text,
-          at: now,
+          at: call.now,
         },
       ]);
     if (job.status === "running") {
-      if (!current || job.kind !== "execute") return;
+      if (!execute) return;
       const runner = job.runnerId !== undefined ? await getRunner(tx, job.runnerId) : undefined;
       await progress(`running on runner ${runner?.name ?? job.runnerId ?? "?"}`);
       return;
     }
+    const waiting = waitingForRunner(
+      job.labels,
+      job.installationId !== undefined ? job.repository : undefined,
+    );
+    const locked = told || !execute ? await door.lockCurrent(tx, job.key) : undefined;
+    const current = locked ? locked.current : await progress(waiting);
     if (!current) {
       if (told)
         await log(
           `No runner with labels [${[...new Set([SELF_HOSTED, ...job.labels])].join(", ")}] took this ` +
-            `${job.kind === "execute" ? "step" : "compensation"} before it ended` +
-            `${step?.reason ? ` (${step.reason})` : ""}\n`,
+            `${execute ? "step" : "compensation"} before it ended` +
+            `${locked?.step?.reason ? ` (${locked.step.reason})` : ""}\n`,
         );
       await dropStaleQueuedJobs(tx);
       return;
     }
-    if (!told) {
-      const waiting = waitingForRunner(job.labels, where);
-      if (job.kind === "execute") await progress(waiting);
-      await log(`The ${job.kind === "execute" ? "step" : "compensation"} is ${waiting}\n`);
-    }
+    if (!told) await log(`The ${execute ? "step" : "compensation"} is ${waiting}\n`);
     const next = told ? Math.min(WAIT_POLL_MAX_MS, Math.max(1000, delayMs + 1000)) : 1000;
-    await enqueueTasks(tx, [runnerWaitTaskFor(job, next, true)]);
+    await scheduleTasks(tx, [runnerWaitTaskFor(job, next, true, call.now)]);
   });
 };
 
@@ -294,7 +282,7 @@ const runnerLeaseTask: TaskHandler = async (ctx, task) => {
   await finishTask(ctx, task, async (tx) => {
     const { job, leaseUntil } = await loseExpiredLease(tx, key);
     if (leaseUntil) {
-      await enqueueTasks(tx, [runnerLeaseTaskFor({ key, runId: task.runId ?? "" }, leaseUntil)]);
+      await scheduleTasks(tx, [runnerLeaseTaskFor({ key, runId: task.runId ?? "" }, leaseUntil)]);
       return;
     }
     if (!job) return;
@@ -304,7 +292,8 @@ const runnerLeaseTask: TaskHandler = async (ctx, task) => {
     });
     await recordOutcome(
       tx,
-      ctx.flows,
+      doorOf(ctx),
+      ctx.now(),
       { ...job, status: "lost" },
       {
         outcome: "failure",
@@ -318,33 +307,17 @@ const runnerLeaseTask: TaskHandler = async (ctx, task) => {
   });
 };
 
-/** Record a job's outcome as the run's input and take the run's next decision. */
+/**
+ * Record a job's outcome through the run's door (ignored there when its attempt is no
+ * longer current), and mark the job finished.
+ */
 export async function recordOutcome(
   tx: Transaction,
-  flows: FlowCache,
+  door: RunDoor,
+  now: number,
   job: RunnerJob,
   outcome: StepOutcome,
 ): Promise<void> {
-  const now = Date.now();
-  const event: NewRunEvent =
-    job.kind === "execute"
-      ? {
-          type: "attempt.finished",
-          at: now,
-          step: job.step,
-          attempt: job.attempt,
-          outcome: outcome.outcome,
-          outputs: outcome.outputs,
-          ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-          ...(outcome.retryable !== undefined ? { retryable: outcome.retryable } : {}),
-        }
-      : {
-          type: "compensation.finished",
-          at: now,
-          step: job.step,
-          outcome: outcome.outcome,
-          ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-        };
-  await advanceRun(tx, flows, job.runId, [event], now);
+  await door.reportOutcome(tx, job.key, outcome, { now });
   if (job.status === "running") await markJobFinished(tx, job.key, outcome as unknown as Json);
 }

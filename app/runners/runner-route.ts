@@ -23,22 +23,21 @@ import { errorStatus } from "../http/error-status.js";
 import { readJsonObject, sendJson } from "../http/json-io.js";
 import type { Json } from "../engine/types.js";
 import type { StepOutcome } from "../runner/executor.js";
-import { FlowCache } from "../runtime/flow-cache.js";
-import type { Logger } from "../runtime/log.js";
-import { LOG_CHUNK_BYTES } from "../runtime/step-log-writer.js";
+import type { Logger } from "../runtime/index.js";
+import { dropTasks, LOG_CHUNK_BYTES, RunDoor, rescheduleTasks } from "../runtime/index.js";
 import type { Database } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import type { Run } from "../store/model.js";
 import { getRunById } from "../store/runs.js";
 import { appendLogs } from "../store/step-logs.js";
-import { enqueueTasks } from "../store/tasks.js";
 import { recordOutcome, runnerLeaseTaskFor } from "./runner-queue.js";
-import type { Runner, RunnerJob, RunnerScope } from "./runners-sql.js";
+import type { Runner, RunnerJob, RunnerScope } from "../store/runner-jobs.js";
 import {
   claimRunnerJobs,
   createRegistrationToken,
   dropStaleQueuedJobs,
   getRunner,
+  heldJobAttempt,
   jobsOutsideScope,
   listRunners,
   lockHeldJob,
@@ -48,7 +47,7 @@ import {
   renewRunnerLeases,
   revokeRunner,
   runnerByToken,
-} from "./runners-sql.js";
+} from "../store/runner-jobs.js";
 
 /** Where a step with `checkout: true` clones from: the run's repository at its commit. */
 export interface CheckoutSource {
@@ -81,6 +80,10 @@ export interface RunnerRouteOptions {
    * steps fail with advice. (Default: none)
    */
   checkout?: (run: Run, job: RunnerJob) => Promise<CheckoutSource>;
+  /** The door results go through; the app's, to share its flow cache. (Default: a new one) */
+  door?: RunDoor;
+  /** (Default: Date.now) */
+  now?: () => number;
 }
 
 /** A job as the runner receives it. */
@@ -121,7 +124,8 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
   const { store: db, log } = options;
   const leaseMs = options.leaseMs ?? 30_000;
   const maxWaitMs = options.maxWaitMs ?? 25_000;
-  const flows = new FlowCache();
+  const door = options.door ?? new RunDoor();
+  const now = options.now ?? Date.now;
   const waiters = new Waiters(db, log);
   let lastSweep = 0;
 
@@ -194,10 +198,7 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
         job.leaseUntil ? [runnerLeaseTaskFor(job, job.leaseUntil)] : [],
       );
       // One watcher per job; a watcher of an earlier claim of the same key may still wait.
-      await tx.query("DELETE FROM tasks WHERE key = ANY ($1::text[]) AND locked_by IS NULL", [
-        watchers.map((task) => task.key),
-      ]);
-      await enqueueTasks(tx, watchers);
+      await rescheduleTasks(tx, watchers);
       return claimed;
     });
     return Promise.all(jobs.map((job) => toClaimedJob(job)));
@@ -325,12 +326,7 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       const key = str(body.key) ?? "";
       const leaseId = str(body.leaseId) ?? "";
       const chunks = Array.isArray(body.chunks) ? body.chunks.slice(0, MAX_CHUNKS_PER_REQUEST) : [];
-      const job = await db.query<{ run_id: string; step: string; attempt: number }>(
-        `SELECT run_id, step, attempt FROM runner_jobs
-          WHERE key = $1 AND lease_id = $2 AND runner_id = $3 AND status = 'running'`,
-        [key, leaseId, runner.id],
-      );
-      const target = job.rows[0];
+      const target = await heldJobAttempt(db, { key, leaseId, runnerId: runner.id });
       // Output of a lease that is no longer the job's belongs to no attempt: dropped.
       if (!target) {
         await refuseOutsideScope(runner, "logs", [key]);
@@ -346,7 +342,7 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
           for (let start = 0; start < text.length; start += LOG_CHUNK_BYTES)
             pieces.push(text.slice(start, start + LOG_CHUNK_BYTES));
           return pieces.map((piece) => ({
-            runId: target.run_id,
+            runId: target.runId,
             step: target.step,
             attempt: target.attempt,
             stream: kind,
@@ -366,10 +362,8 @@ export function createRunnerRoute(options: RunnerRouteOptions): HttpRoute {
       const accepted = await db.transaction(async (tx) => {
         const job = await lockHeldJob(tx, { key, leaseId, runnerId: runner.id });
         if (!job) return false;
-        await recordOutcome(tx, flows, job, outcome);
-        await tx.query("DELETE FROM tasks WHERE key = $1 AND locked_by IS NULL", [
-          `${key}/runner-lease`,
-        ]);
+        await recordOutcome(tx, door, now(), job, outcome);
+        await dropTasks(tx, [`${key}/runner-lease`]);
         return true;
       });
       if (accepted) return { status: 200, body: { accepted: true } };

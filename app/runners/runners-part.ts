@@ -30,6 +30,8 @@ export function runnersPart(app: GitHubApp, options: RunnersPartOptions = {}): G
         admin: githubRunnerAdmin(app),
         checkout: (run) =>
           mintCheckout(app, run.repository, run.github?.installationId, run.github?.headSha),
+        door: app.service.door,
+        now: () => app.now(),
         ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
       }),
     ],

@@ -156,3 +156,15 @@ export class LeaseLostError extends Error {
     this.name = "LeaseLostError";
   }
 }
+
+/** A report named an attempt by a key that is not `<run>/<step>/<attempt>[/compensate]`. */
+export class InvalidAttemptKeyError extends Error {
+  readonly retryable = false;
+  constructor(readonly key: string) {
+    super(
+      `"${key}" is not an attempt's idempotency key: expected <run id>/<step>/<attempt>, or ` +
+        "<run id>/<step>/<attempt>/compensate for a compensation (BATON_IDEMPOTENCY_KEY).",
+    );
+    this.name = "InvalidAttemptKeyError";
+  }
+}

@@ -14,10 +14,8 @@ import type { Compensate, ExecuteStep } from "../engine/types.js";
 import type { Executor, StepExecution, StepOutcome } from "../runner/executor.js";
 import { unavailableLocally } from "../runner/executor.js";
 import type { Task } from "../store/model.js";
-import { getRunById } from "../store/runs.js";
-import { getStep } from "../store/steps.js";
 import { renewLease } from "../store/tasks.js";
-import { advanceRun } from "./advance-run.js";
+import { attemptIsCurrent, doorOf, parseAttemptKey } from "./run-door.js";
 import type { TaskContext } from "./task-context.js";
 import { finishTask } from "./task-context.js";
 import { AttemptCancelledError, LeaseTakenOverError, ShutdownError } from "./running-attempts.js";
@@ -31,25 +29,24 @@ import { StepLogWriter } from "./step-log-writer.js";
 export async function executeTaskCurrent(ctx: TaskContext, task: Task): Promise<boolean> {
   if (task.stepCurrent !== undefined) return task.stepCurrent;
   const effect = task.payload as unknown as ExecuteStep;
-  return isAttemptCurrent(ctx, task.runId ?? "", effect.step, effect.attempt);
+  return attemptIsCurrent(ctx.db, effect.key);
 }
 
 /** Whether a `compensate` task's compensation still runs (the run was not cancelled meanwhile). */
 export async function compensationRunning(ctx: TaskContext, task: Task): Promise<boolean> {
   const effect = task.payload as unknown as Compensate;
-  const run = await getRunById(ctx.db, task.runId ?? "");
-  return run?.state?.steps[effect.step]?.compensation === "running";
+  return attemptIsCurrent(ctx.db, effect.key);
 }
 
 /** The step attempt a compensation undoes: its key is `<run>/<step>/<attempt>/compensate`. */
 export function compensatedAttempt(effect: Compensate): number {
-  return Number(effect.key.split("/").at(-2)) || 0;
+  return parseAttemptKey(effect.key).attempt;
 }
 
 export async function executeTask(ctx: TaskContext, task: Task): Promise<void> {
   const effect = task.payload as unknown as ExecuteStep;
   const runId = task.runId ?? "";
-  const current = () => isAttemptCurrent(ctx, runId, effect.step, effect.attempt);
+  const current = () => attemptIsCurrent(ctx.db, effect.key);
   if (!(await executeTaskCurrent(ctx, task))) {
     // Cancelled, timed out or already reported: nothing to run.
     await finishTask(ctx, task, () => Promise.resolve());
@@ -70,26 +67,10 @@ export async function executeTask(ctx: TaskContext, task: Task): Promise<void> {
     ctx,
     task,
     async (tx, handoff) => {
-      const now = ctx.now();
-      await advanceRun(
-        tx,
-        ctx.flows,
-        runId,
-        [
-          {
-            type: "attempt.finished",
-            at: now,
-            step: effect.step,
-            attempt: effect.attempt,
-            outcome: outcome.outcome,
-            outputs: outcome.outputs,
-            ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-            ...(outcome.retryable !== undefined ? { retryable: outcome.retryable } : {}),
-          },
-        ],
-        now,
-        handoff,
-      );
+      await doorOf(ctx).reportOutcome(tx, effect.key, outcome, {
+        now: ctx.now(),
+        ...(handoff ? { handoff } : {}),
+      });
     },
     { foldCompletion: true },
   );
@@ -118,36 +99,13 @@ export async function compensateTask(ctx: TaskContext, task: Task): Promise<void
     ctx,
     task,
     async (tx, handoff) => {
-      const now = ctx.now();
-      await advanceRun(
-        tx,
-        ctx.flows,
-        runId,
-        [
-          {
-            type: "compensation.finished",
-            at: now,
-            step: effect.step,
-            outcome: outcome.outcome,
-            ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-          },
-        ],
-        now,
-        handoff,
-      );
+      await doorOf(ctx).reportOutcome(tx, effect.key, outcome, {
+        now: ctx.now(),
+        ...(handoff ? { handoff } : {}),
+      });
     },
     { foldCompletion: true },
   );
-}
-
-async function isAttemptCurrent(
-  ctx: TaskContext,
-  runId: string,
-  step: string,
-  attempt: number,
-): Promise<boolean> {
-  const row = await getStep(ctx.db, runId, step);
-  return row !== undefined && row.status === "running" && row.attempt === attempt;
 }
 
 type Execution = Omit<StepExecution, "signal" | "log"> & { stillCurrent: () => Promise<boolean> };

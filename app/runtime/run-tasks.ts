@@ -1,28 +1,22 @@
 /** The tasks that change runs without executing anything: timers, cancellations, sub-runs, run ends. */
-import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { flowNameFromFile, parseFlow } from "../../flows-schema/parse-flow.js";
-import { resolveInputs } from "../engine/index.js";
+import { isCurrent } from "../engine/run-inputs.js";
 import type {
   CancelStep,
   CancelSubRun,
-  FlowDefinition,
-  Json,
   RequestApproval,
   RunEnded,
   StartSubRun,
 } from "../engine/types.js";
 import { TERMINAL_RUN_STATUSES } from "../engine/types.js";
 import { CHANNELS } from "../store/database.js";
-import { saveFlowVersion } from "../store/flow-versions.js";
 import type { Task } from "../store/model.js";
 import { findChildRun, getRunById } from "../store/runs.js";
-import { getStep } from "../store/steps.js";
-import { advanceRun } from "./advance-run.js";
-import { sha256 } from "./content-hash.js";
-import { admitNextInGroup, createRun } from "./create-run.js";
-import { ConcurrencyGroupError, ConcurrencyRejectedError } from "./errors.js";
+import { admitNextInGroup } from "./create-run.js";
+import { attemptKey, doorOf } from "./run-door.js";
+import type { TaskHandler } from "./runtime.js";
 import { AttemptCancelledError } from "./running-attempts.js";
+import type { SubFlowSource } from "./sub-flow-source.js";
+import { localSubFlows } from "./sub-flow-source.js";
 import type { TaskContext } from "./task-context.js";
 import { finishTask } from "./task-context.js";
 
@@ -32,7 +26,10 @@ export async function advanceTask(ctx: TaskContext, task: Task): Promise<void> {
     ctx,
     task,
     async (tx, handoff) => {
-      await advanceRun(tx, ctx.flows, task.runId ?? "", [], ctx.now(), handoff);
+      await doorOf(ctx).advance(tx, task.runId ?? "", {
+        now: ctx.now(),
+        ...(handoff ? { handoff } : {}),
+      });
     },
     { foldCompletion: true },
   );
@@ -58,142 +55,41 @@ export async function requestApprovalTask(ctx: TaskContext, task: Task): Promise
 }
 
 /**
- * Start the child run of a `flow` step. Local flows only: the sub-flow is the file
- * `<name>.yml` (or `.yaml`) beside the parent flow's file, read and stored as a version
- * now. Anything that prevents the start fails the step, without retries.
+ * The `start-sub-run` handler: start the child run of a `flow` step from the file
+ * `source` finds. Anything that prevents the start fails the step, without retries.
  */
-export async function startSubRunTask(ctx: TaskContext, task: Task): Promise<void> {
-  const effect = task.payload as unknown as StartSubRun;
-  const runId = task.runId ?? "";
-  const parentKey = { runId, step: effect.step, attempt: effect.attempt };
-  const parent = await getRunById(ctx.db, runId);
-  const step = await getStep(ctx.db, runId, effect.step);
-  const stillCurrent = parent && step?.status === "running" && step.attempt === effect.attempt;
-  if (!parent || !stillCurrent || (await findChildRun(ctx.db, parentKey))) {
-    await finishTask(ctx, task, () => Promise.resolve());
-    return;
-  }
-  const version = await ctx.flows.get(ctx.db, parent.flowVersionId);
-  const loaded =
-    version.sourceKind === "local"
-      ? await loadLocalSubFlow(version.path, effect.flow, effect.inputs)
-      : {
-          error:
-            "`flow` steps of repository flows are started by the GitHub App; run `baton` against an app (BATON_URL).",
-        };
-  await finishTask(ctx, task, async (tx) => {
-    const now = ctx.now();
-    const fail = (error: string) =>
-      advanceRun(
-        tx,
-        ctx.flows,
-        runId,
-        [
-          {
-            type: "attempt.finished",
-            at: now,
-            step: effect.step,
-            attempt: effect.attempt,
-            outcome: "failure",
-            outputs: {},
-            error,
-            retryable: false,
-          },
-        ],
-        now,
-      );
-    if ("error" in loaded) {
-      await fail(loaded.error);
+export function subRunTask(source: SubFlowSource): TaskHandler {
+  return async (ctx, task) => {
+    const effect = task.payload as unknown as StartSubRun;
+    const runId = task.runId ?? "";
+    const target = { runId, step: effect.step, attempt: effect.attempt, compensation: false };
+    const parent = await getRunById(ctx.db, runId);
+    // A look without the lock first, so that no file is fetched for an attempt that ended;
+    // the door looks again, locked.
+    if (!parent || !isCurrent(parent.state?.steps[effect.step], target)) {
+      await finishTask(ctx, task, () => Promise.resolve());
       return;
     }
-    const childVersion = await saveFlowVersion(tx, {
-      sourceKind: "local",
-      repository: version.repository,
-      path: loaded.path,
-      sha: loaded.sha,
-      name: flowNameFromFile(loaded.path),
-      definition: loaded.flow,
-      source: loaded.source,
-    });
-    // A refusal (the child's concurrency group) must not leave half a run behind.
-    await tx.query("SAVEPOINT start_sub_run");
-    try {
-      await createRun(
+    const door = doorOf(ctx);
+    const version = await door.version(ctx.db, parent.flowVersionId);
+    const loaded = await source.load({ run: parent, version }, effect.flow);
+    await finishTask(ctx, task, async (tx) => {
+      await door.startSubRun(
         tx,
-        ctx.flows,
+        attemptKey(target),
         {
-          version: childVersion,
-          inputs: loaded.inputs,
-          actor: parent.actor,
-          trigger: {
-            event: "flow",
-            payload: { runId, step: effect.step, attempt: effect.attempt, flow: parent.flow },
-          },
-          parent: parentKey,
+          loaded,
+          inputs: effect.inputs,
+          ...(parent.github ? { github: parent.github } : {}),
         },
-        now,
+        { now: ctx.now() },
       );
-      await tx.query("RELEASE SAVEPOINT start_sub_run");
-    } catch (error: unknown) {
-      if (!(error instanceof ConcurrencyRejectedError || error instanceof ConcurrencyGroupError))
-        throw error;
-      await tx.query("ROLLBACK TO SAVEPOINT start_sub_run");
-      await fail(error.message);
-    }
-  });
+    });
+  };
 }
 
-type LoadedSubFlow =
-  | {
-      path: string;
-      source: string;
-      sha: string;
-      flow: FlowDefinition;
-      inputs: Record<string, Json>;
-    }
-  | { error: string };
-
-async function loadLocalSubFlow(
-  parentPath: string,
-  name: string,
-  given: Record<string, Json>,
-): Promise<LoadedSubFlow> {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith(".")) {
-    return {
-      error: `sub-flow name "${name}" must be a flow file name (letters, digits, _ - .), not a path`,
-    };
-  }
-  const dir = dirname(parentPath);
-  const candidates = [join(dir, `${name}.yml`), join(dir, `${name}.yaml`)];
-  let path: string | undefined;
-  let source = "";
-  for (const candidate of candidates) {
-    try {
-      source = await readFile(candidate, "utf8");
-      path = candidate;
-      break;
-    } catch (error: unknown) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-        return { error: `cannot read sub-flow ${candidate}: ${(error as Error).message}` };
-      }
-    }
-  }
-  if (path === undefined) {
-    return {
-      error: `sub-flow "${name}" not found: expected ${candidates[0]} beside the parent flow`,
-    };
-  }
-  const parsed = parseFlow(source, path);
-  if (!parsed.flow) {
-    const errors = parsed.diagnostics.filter((d) => d.severity === "error");
-    return {
-      error: `sub-flow ${path} is invalid:\n${errors.map((d) => `${d.file}:${d.line}:${d.column}: ${d.message}`).join("\n")}`,
-    };
-  }
-  const inputs = resolveInputs(parsed.flow, given);
-  if (!inputs.ok) return { error: `inputs of sub-flow ${name}: ${inputs.errors.join("; ")}` };
-  return { path, source, sha: sha256(source), flow: parsed.flow, inputs: inputs.inputs };
-}
+/** Local mode's `start-sub-run`: sub-flows are files beside the parent's. */
+export const startSubRunTask: TaskHandler = subRunTask(localSubFlows);
 
 /** Ask the child run of a cancelled `flow` step to cancel. */
 export async function cancelSubRunTask(ctx: TaskContext, task: Task): Promise<void> {
@@ -202,20 +98,11 @@ export async function cancelSubRunTask(ctx: TaskContext, task: Task): Promise<vo
   await finishTask(ctx, task, async (tx) => {
     const child = await findChildRun(tx, { runId, step: effect.step, attempt: effect.attempt });
     if (!child || TERMINAL_RUN_STATUSES.includes(child.status)) return;
-    const now = ctx.now();
-    await advanceRun(
+    await doorOf(ctx).cancel(
       tx,
-      ctx.flows,
       child.id,
-      [
-        {
-          type: "run.cancel-requested",
-          at: now,
-          by: "baton",
-          reason: `the parent run cancelled step ${effect.step}`,
-        },
-      ],
-      now,
+      { by: "baton", reason: `the parent run cancelled step ${effect.step}` },
+      ctx.now(),
     );
   });
 }
@@ -240,29 +127,21 @@ export async function runEndedTask(ctx: TaskContext, task: Task): Promise<void> 
     if (effect.parent) {
       const child = await getRunById(tx, runId);
       const name = child ? `${child.flow}#${child.number}` : runId;
-      await advanceRun(
+      await doorOf(ctx).reportOutcome(
         tx,
-        ctx.flows,
-        effect.parent.runId,
-        [
-          {
-            type: "attempt.finished",
-            at: now,
-            step: effect.parent.step,
-            attempt: effect.parent.attempt,
-            outcome: effect.status === "success" ? "success" : "failure",
-            outputs: effect.outputs,
-            ...(effect.status === "success"
-              ? {}
-              : {
-                  error: `sub-run ${name} ${effect.status === "cancelled" ? "was cancelled" : "failed"}${
-                    child?.state?.reason ? `: ${child.state.reason}` : ""
-                  }`,
-                }),
-          },
-        ],
-        now,
-        handoff,
+        attemptKey({ ...effect.parent, compensation: false }),
+        {
+          outcome: effect.status === "success" ? "success" : "failure",
+          outputs: effect.outputs,
+          ...(effect.status === "success"
+            ? {}
+            : {
+                error: `sub-run ${name} ${effect.status === "cancelled" ? "was cancelled" : "failed"}${
+                  child?.state?.reason ? `: ${child.state.reason}` : ""
+                }`,
+              }),
+        },
+        { now, ...(handoff ? { handoff } : {}) },
       );
     }
   });

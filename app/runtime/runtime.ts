@@ -20,6 +20,7 @@ import { compensateTask, executeTask } from "./execute-step.js";
 import { EventCache } from "./event-cache.js";
 import { FlowCache } from "./flow-cache.js";
 import type { Logger } from "./log.js";
+import type { RunDoor } from "./run-door.js";
 import { stderrLogger } from "./log.js";
 import {
   advanceTask,
@@ -62,6 +63,8 @@ export interface RuntimeOptions {
    * `finishTask`, or pass the task on with `next`. (Default: the local handlers)
    */
   handlers?: Partial<Record<TaskKind, TaskHandler>> & Record<string, TaskHandler>;
+  /** The door into runs, shared with a `BatonService` (one flow cache). (Default: a new one) */
+  door?: RunDoor;
 }
 
 /**
@@ -129,7 +132,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   const ctx: TaskContext = {
     db,
-    flows: new FlowCache(),
+    flows: options.door?.flows ?? new FlowCache(),
     running: new RunningAttempts(),
     executors: { ...DEFAULT_EXECUTORS, ...options.executors },
     log,

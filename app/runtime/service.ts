@@ -9,9 +9,7 @@ import { flowNameFromFile, parseFlow } from "../../flows-schema/parse-flow.js";
 import { resolveInputs } from "../engine/index.js";
 import type {
   ApprovalEvaluated,
-  ApproverFacts,
   Json,
-  NewRunEvent,
   RunEvent,
   RunState,
   RunStatus,
@@ -24,31 +22,21 @@ import { loadEvents } from "../store/events.js";
 import type { NewFlowVersion } from "../store/flow-versions.js";
 import { saveFlowVersion } from "../store/flow-versions.js";
 import type { FlowVersion, Run, RunGitHub, Step, StepLogChunk } from "../store/model.js";
-import {
-  findRunsByIdPrefix,
-  findRunsByNumber,
-  getRunById,
-  listRuns,
-  lockRun,
-} from "../store/runs.js";
+import { findRunsByIdPrefix, findRunsByNumber, getRunById, listRuns } from "../store/runs.js";
 import { readLogs } from "../store/step-logs.js";
 import { getSteps } from "../store/steps.js";
-import type { Advanced } from "./advance-run.js";
-import { advanceRun } from "./advance-run.js";
 import { sha256 } from "./content-hash.js";
-import { createRun } from "./create-run.js";
 import {
   AmbiguousRunRefError,
   FlowInvalidError,
   FlowVersionNotFoundError,
   InvalidInputsError,
-  RunFinishedError,
-  RunNotFinishedError,
   RunNotFoundError,
-  StepNotFoundError,
-  StepNotWaitingError,
 } from "./errors.js";
-import { FlowCache } from "./flow-cache.js";
+import type { ApprovalOptions } from "./run-door.js";
+import { RunDoor } from "./run-door.js";
+
+export type { ApprovalOptions } from "./run-door.js";
 
 export interface StartRunRequest {
   /** A local flow file (path and content), or a stored version. */
@@ -81,15 +69,6 @@ export interface RunDetails {
   version: FlowVersion;
 }
 
-export interface ApprovalOptions {
-  user: string;
-  comment?: string;
-  /** (Default: "cli") */
-  via?: "review" | "check-run" | "comment" | "cli";
-  /** What the caller knows about the user (local mode: the local user, as admin). */
-  facts: ApproverFacts;
-}
-
 export interface WaitOptions {
   /** Called whenever the run changes, with its latest details. */
   onProgress?: (details: RunDetails) => void;
@@ -102,12 +81,14 @@ export interface WaitOptions {
 
 export class BatonService {
   readonly #db: Database;
-  readonly #flows = new FlowCache();
+  /** The door every change goes through; give the same one to the runtime (`RuntimeOptions.door`). */
+  readonly door: RunDoor;
   readonly #now: () => number;
 
-  constructor(options: { store: Database; now?: () => number }) {
+  constructor(options: { store: Database; now?: () => number; door?: RunDoor }) {
     this.#db = options.store;
     this.#now = options.now ?? Date.now;
+    this.door = options.door ?? new RunDoor();
   }
 
   /**
@@ -128,7 +109,7 @@ export class BatonService {
     let warnings: Diagnostic[] = [];
     let pending: NewFlowVersion | undefined;
     if ("versionId" in request.flowFile) {
-      version = await this.#flows.get(tx, request.flowFile.versionId);
+      version = await this.door.flows.get(tx, request.flowFile.versionId);
       if (!version) throw new FlowVersionNotFoundError(request.flowFile.versionId);
     } else {
       const path = resolve(request.flowFile.path);
@@ -152,9 +133,8 @@ export class BatonService {
     if (!inputs.ok) throw new InvalidInputsError(name, inputs.errors);
     const now = this.#now();
     const stored = version ?? (await saveFlowVersion(tx, pending as NonNullable<typeof pending>));
-    const advanced = await createRun(
+    const advanced = await this.door.startRun(
       tx,
-      this.#flows,
       {
         version: stored,
         inputs: inputs.inputs,
@@ -209,7 +189,7 @@ export class BatonService {
     const [steps, events, version] = await Promise.all([
       getSteps(this.#db, run.id),
       loadEvents(this.#db, run.id),
-      this.#flows.get(this.#db, run.flowVersionId),
+      this.door.flows.get(this.#db, run.flowVersionId),
     ]);
     return { run, state: run.state, steps, events, version };
   }
@@ -264,41 +244,13 @@ export class BatonService {
     decision: "approve" | "reject",
     options: ApprovalOptions,
   ): Promise<ApprovalEvaluated | undefined> {
-    const advanced = await this.#change(tx, runId, (locked, version) => {
-      const definition = version.definition.steps[step];
-      if (!definition)
-        throw new StepNotFoundError(locked.id, step, Object.keys(version.definition.steps));
-      const status = locked.state?.steps[step]?.status ?? "pending";
-      if (definition.approval === undefined || status !== "waiting") {
-        throw new StepNotWaitingError(locked.id, step, status, "an approval");
-      }
-      return [
-        {
-          type: "approval.submitted",
-          at: this.#now(),
-          step,
-          user: options.user,
-          decision,
-          via: options.via ?? "cli",
-          ...(options.comment !== undefined ? { comment: options.comment } : {}),
-          facts: options.facts,
-        },
-      ];
-    });
-    return advanced.appended.find(
-      (event): event is ApprovalEvaluated =>
-        event.type === "approval.evaluated" && event.step === step && event.user === options.user,
-    );
+    return this.door.submitApproval(tx, runId, step, decision, options, this.#now());
   }
 
   /** Send a signal to a run; a `wait: { signal }` step (now or later) consumes it. */
   async signal(runRef: string, name: string, payload: Json, by: string): Promise<void> {
     const run = await this.resolveRun(runRef);
-    await this.#db.transaction((tx) =>
-      this.#change(tx, run.id, () => [
-        { type: "signal.received", at: this.#now(), name, payload, by },
-      ]),
-    );
+    await this.door.signal(this.#db, run.id, { name, payload, by }, this.#now());
   }
 
   async cancel(runRef: string, reason: string, by: string): Promise<RunStatus> {
@@ -308,10 +260,7 @@ export class BatonService {
 
   /** `cancel` in the caller's transaction, for a run id. */
   async cancelIn(tx: Transaction, runId: string, reason: string, by: string): Promise<RunStatus> {
-    const advanced = await this.#change(tx, runId, () => [
-      { type: "run.cancel-requested", at: this.#now(), by, reason },
-    ]);
-    return advanced.decision.state.status;
+    return this.door.cancel(tx, runId, { reason, by }, this.#now());
   }
 
   /** Rerun a finished run from `fromStep` (Default: every step that did not succeed). */
@@ -326,26 +275,7 @@ export class BatonService {
     runId: string,
     options: { fromStep?: string; by: string },
   ): Promise<RunStatus> {
-    const advanced = await this.#change(tx, runId, (locked, version) => {
-      const status = locked.state?.status ?? locked.status;
-      if (!TERMINAL_RUN_STATUSES.includes(status)) throw new RunNotFinishedError(locked.id, status);
-      if (options.fromStep !== undefined && !version.definition.steps[options.fromStep]) {
-        throw new StepNotFoundError(
-          locked.id,
-          options.fromStep,
-          Object.keys(version.definition.steps),
-        );
-      }
-      return [
-        {
-          type: "run.retry-requested",
-          at: this.#now(),
-          by: options.by,
-          ...(options.fromStep !== undefined ? { fromStep: options.fromStep } : {}),
-        },
-      ];
-    });
-    return advanced.decision.state.status;
+    return this.door.retry(tx, runId, options, this.#now());
   }
 
   /**
@@ -389,26 +319,6 @@ export class BatonService {
     } finally {
       await unlisten();
     }
-  }
-
-  /** Lock the run, check with `inputs`, append them and decide, in `tx`. */
-  async #change(
-    tx: Transaction,
-    runId: string,
-    inputs: (run: Run, version: FlowVersion) => NewRunEvent[],
-  ): Promise<Advanced> {
-    const locked = await lockRun(tx, runId);
-    if (!locked) throw new RunNotFoundError(runId);
-    const version = await this.#flows.get(tx, locked.flowVersionId);
-    const events = inputs(locked, version);
-    const status = locked.state?.status ?? locked.status;
-    if (
-      TERMINAL_RUN_STATUSES.includes(status) &&
-      !events.some((event) => event.type === "run.retry-requested")
-    ) {
-      throw new RunFinishedError(locked.id, status);
-    }
-    return advanceRun(tx, this.#flows, runId, events, this.#now());
   }
 }
 

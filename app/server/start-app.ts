@@ -14,6 +14,8 @@ import type { Executor } from "../runner/executor.js";
 import { refusing } from "../runner/executor.js";
 import type { Executors } from "../runtime/task-context.js";
 import { BatonService } from "../runtime/service.js";
+import { subRunTask } from "../runtime/index.js";
+import { repositorySubFlows } from "./flows/sub-flows.js";
 import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
 import type { BackgroundJob, GitHubApp, GitHubAppPart } from "../github/github-app.js";
@@ -92,13 +94,18 @@ export async function startApp(options: StartAppOptions): Promise<RunningApp> {
   // A later part's handler of a task kind goes in front of an earlier one's (its `next`).
   const tasks = parts.reduce<Record<string, TaskHandler>>(
     (layered, part) => layerHandlers(layered, part.tasks ?? {}),
-    { [GITHUB_REQUEST]: githubRequestTask(app) },
+    {
+      [GITHUB_REQUEST]: githubRequestTask(app),
+      // `flow` steps of repository flows: the sub-flow at the parent's commit.
+      "start-sub-run": subRunTask(repositorySubFlows(app)),
+    },
   );
 
   const runtime = startRuntime({
     store: options.store,
     concurrency: options.concurrency ?? 8,
     handlers: tasks,
+    door: app.service.door,
     executors: {
       run: onRunnersOnly("run"),
       agent: onRunnersOnly("agent"),

@@ -1,6 +1,8 @@
 /**
  * Work under a savepoint of a shared transaction: a failure rolls back this work only, and
- * the transaction goes on (one run's refusal among several started in one delivery).
+ * the transaction goes on (one run's refusal among several started in one delivery, a
+ * sub-run or draft run refused by its concurrency group). The caller decides what the error
+ * means. One fixed name serves nested uses too: a savepoint name refers to the newest one.
  */
 import type { Transaction } from "./database.js";
 

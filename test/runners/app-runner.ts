@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRegistrationToken } from "../../app/runners/runners-sql.js";
+import { createRegistrationToken } from "../../app/store/runner-jobs.js";
 import type { Database } from "../../app/store/database.js";
 import { startBaton, waitFor } from "../cli/baton-process.js";
 

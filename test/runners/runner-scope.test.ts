@@ -17,7 +17,7 @@ import {
   MAX_LATE_RESULTS,
   registerRunner,
   type RunnerScope,
-} from "../../app/runners/runners-sql.js";
+} from "../../app/store/runner-jobs.js";
 import { silentLogger } from "../../app/runtime/log.js";
 import { saveFlowVersion } from "../../app/store/flow-versions.js";
 import { uuidv7 } from "../../app/store/ids.js";

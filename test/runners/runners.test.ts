@@ -16,7 +16,7 @@ import {
   claimRunnerJobs,
   createRegistrationToken,
   getRunnerJob,
-} from "../../app/runners/runners-sql.js";
+} from "../../app/store/runner-jobs.js";
 import { BatonService } from "../../app/runtime/service.js";
 import { parseFlow } from "../../flows-schema/parse-flow.js";
 import { saveFlowVersion } from "../../app/store/flow-versions.js";

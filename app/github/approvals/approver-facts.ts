@@ -20,7 +20,7 @@ import type { GitHubApp } from "../github-app.js";
 import type { Octokit } from "../github-client.js";
 import type { Permission } from "../permissions.js";
 import { repositoryPermission } from "../permissions.js";
-import { recordedPullRequest } from "./approvals-sql.js";
+import { recordedPullRequest } from "../../store/approval-runs.js";
 import { ownersOf, readCodeowners } from "./codeowners.js";
 
 export interface ApproverFactsOptions {

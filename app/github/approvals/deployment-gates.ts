@@ -24,7 +24,14 @@ import type { FlowDefinition, RunState } from "../../engine/types.js";
 import { TERMINAL_RUN_STATUSES } from "../../engine/types.js";
 import type { Queryable, Transaction } from "../../store/database.js";
 import { CHANNELS } from "../../store/database.js";
+import {
+  claimGateAnswer,
+  insertDeploymentGate,
+  openDeploymentGates,
+  runsOfDeploymentCallback,
+} from "../../store/deployment-gates.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
+import { getRunById } from "../../store/runs.js";
 import type { BackgroundJob, EventHandler, GitHubApp } from "../github-app.js";
 import { enqueueGitHubRequest } from "../outbox.js";
 
@@ -67,13 +74,8 @@ export const handleDeploymentProtectionRule: EventHandler = (event, app) => {
   }
   return Promise.resolve(async (tx: Transaction) => {
     // The runs the triggers part started for this very delivery (same transaction).
-    const started = await tx.query<{ id: string }>(
-      `SELECT id FROM runs
-        WHERE lower(repository) = lower($1) AND trigger_event = 'deployment_protection_rule'
-          AND state->'trigger'->'payload'->>'deployment_callback_url' = $2`,
-      [repository, callback],
-    );
-    if (started.rows.length === 0) {
+    const started = await runsOfDeploymentCallback(tx, repository, callback);
+    if (started.length === 0) {
       await answerGate(tx, {
         installationId,
         repository,
@@ -87,13 +89,15 @@ export const handleDeploymentProtectionRule: EventHandler = (event, app) => {
       });
       return;
     }
-    for (const { id } of started.rows) {
-      await tx.query(
-        `INSERT INTO github_deployment_gates
-           (run_id, installation_id, repository, environment, workflow_run_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING`,
-        [id, installationId, repository, environment, workflowRunId, new Date(app.now())],
-      );
+    for (const id of started) {
+      await insertDeploymentGate(tx, {
+        runId: id,
+        installationId,
+        repository,
+        environment,
+        workflowRunId,
+        createdAt: new Date(app.now()),
+      });
       await tx.notify(CHANNELS.gates, id);
     }
   });
@@ -145,14 +149,6 @@ export function gateVerdict(
   return undefined;
 }
 
-interface OpenGate {
-  run_id: string;
-  installation_id: string | number;
-  repository: string;
-  environment: string;
-  workflow_run_id: string | number;
-}
-
 /** Answer every open gate whose run has decided. Returns how many were answered. */
 export async function answerDecidedGates(app: GitHubApp): Promise<number> {
   return (await answerOpenGates(app)).answered;
@@ -160,49 +156,35 @@ export async function answerDecidedGates(app: GitHubApp): Promise<number> {
 
 /** `answerDecidedGates`, also saying how many gates were open when it looked. */
 async function answerOpenGates(app: GitHubApp): Promise<{ answered: number; open: number }> {
-  const open = await app.store.query<OpenGate>(
-    `SELECT run_id, installation_id, repository, environment, workflow_run_id
-       FROM github_deployment_gates WHERE answered_state IS NULL ORDER BY created_at LIMIT 100`,
-  );
+  const open = await openDeploymentGates(app.store, 100);
   let answered = 0;
-  for (const gate of open.rows) {
-    const run = await app.store.query<{
-      state: RunState | null;
-      flow_version_id: string;
-      flow: string;
-      number: number;
-    }>("SELECT state, flow_version_id, flow, number FROM runs WHERE id = $1", [gate.run_id]);
-    const row = run.rows[0];
-    if (!row?.state) continue;
-    const version = await getFlowVersion(app.store, row.flow_version_id);
+  for (const gate of open) {
+    const run = await getRunById(app.store, gate.runId);
+    if (!run?.state) continue;
+    const version = await getFlowVersion(app.store, run.flowVersionId);
     if (!version) continue;
-    const url = app.publicUrl ? `${app.publicUrl}/runs/${gate.run_id}` : undefined;
+    const url = app.publicUrl ? `${app.publicUrl}/runs/${gate.runId}` : undefined;
     const verdict = gateVerdict(
       version.definition,
-      row.state,
-      `Baton ${row.flow}#${row.number}`,
+      run.state,
+      `Baton ${run.flow}#${run.number}`,
       url,
     );
     if (!verdict) continue;
     await app.store.transaction(async (tx) => {
-      const claimed = await tx.query(
-        `UPDATE github_deployment_gates SET answered_state = $2, answered_at = $3
-          WHERE run_id = $1 AND answered_state IS NULL`,
-        [gate.run_id, verdict.state, new Date(app.now())],
-      );
-      if ((claimed.rowCount ?? 0) === 0) return; // another process answered
+      if (!(await claimGateAnswer(tx, gate.runId, verdict.state, new Date(app.now())))) return; // another process answered
       await answerGate(tx, {
-        installationId: Number(gate.installation_id),
+        installationId: gate.installationId,
         repository: gate.repository,
-        workflowRunId: Number(gate.workflow_run_id),
+        workflowRunId: gate.workflowRunId,
         environment: gate.environment,
         ...verdict,
-        key: `deployment-gate/${gate.run_id}`,
+        key: `deployment-gate/${gate.runId}`,
       });
       answered += 1;
     });
   }
-  return { answered, open: open.rows.length };
+  return { answered, open: open.length };
 }
 
 async function answerGate(

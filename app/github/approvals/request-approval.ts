@@ -15,14 +15,14 @@
  */
 import type { ApprovalSpec } from "../../../flows-schema/schema.js";
 import type { RequestApproval, RunEvent } from "../../engine/types.js";
-import type { TaskHandler } from "../../runtime/runtime.js";
-import { finishTask } from "../../runtime/task-context.js";
+import type { TaskHandler } from "../../runtime/index.js";
+import { finishTask } from "../../runtime/index.js";
 import { loadEvents } from "../../store/events.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
 import { getRunById } from "../../store/runs.js";
 import type { GitHubApp } from "../github-app.js";
 import type { GitHubRun } from "./approver-facts.js";
-import { recordApprovalRequest } from "./approvals-sql.js";
+import { recordApprovalRequest } from "../../store/approval-runs.js";
 import { replyOn, runName } from "./waiting-approvals.js";
 
 export function requestApprovalHandler(app: GitHubApp): TaskHandler {

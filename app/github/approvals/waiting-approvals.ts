@@ -5,17 +5,15 @@
  */
 import type { ApprovalSpec } from "../../../flows-schema/schema.js";
 import type { ApprovalEvaluated, ApprovalVia, ApproverFacts } from "../../engine/types.js";
-import { advanceRun } from "../../runtime/advance-run.js";
-import { RunFinishedError, StepNotFoundError, StepNotWaitingError } from "../../runtime/errors.js";
-import { FlowCache } from "../../runtime/flow-cache.js";
+import type { Withdrawal } from "../../runtime/index.js";
+import { RunFinishedError, StepNotFoundError, StepNotWaitingError } from "../../runtime/index.js";
 import type { Transaction } from "../../store/database.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
-import { lockRun } from "../../store/runs.js";
 import type { GitHubApp } from "../github-app.js";
 import { enqueueGitHubRequest } from "../outbox.js";
 import type { GitHubRun } from "./approver-facts.js";
 import { approvalPullRequest } from "./approver-facts.js";
-import { unfinishedRunsAbout } from "./approvals-sql.js";
+import { unfinishedRunsAbout } from "../../store/approval-runs.js";
 
 /** An approval step that waits now. */
 export interface WaitingApproval {
@@ -98,48 +96,18 @@ export async function submitDecision(
   }
 }
 
-const flows = new FlowCache();
-
 /**
- * Withdraw counted approvals of a waiting step (`approval.withdrawn`), in `tx`. Nothing is
- * appended when the step no longer waits or no counted approval matches: a dismissal or a
- * push that changes nothing is not worth an event.
+ * Withdraw counted approvals of a waiting step (`approval.withdrawn`), in `tx`, through
+ * the runtime's door, which judges whether any counted approval matches: nothing is
+ * appended when none does or the step no longer waits.
  */
-export async function withdrawApprovals(
+export function withdrawApprovals(
   tx: Transaction,
   app: GitHubApp,
   runId: string,
-  withdrawal: {
-    step: string;
-    reason: string;
-    by: string;
-    user?: string;
-    via?: ApprovalVia;
-    keepCommit?: string;
-  },
+  withdrawal: Withdrawal,
 ): Promise<boolean> {
-  const run = await lockRun(tx, runId);
-  const step = run?.state?.steps[withdrawal.step];
-  if (!run || step?.status !== "waiting") return false;
-  const matches = step.approvals.some(
-    (approval) =>
-      approval.counted &&
-      approval.decision === "approve" &&
-      approval.withdrawn === undefined &&
-      (withdrawal.user === undefined ||
-        approval.user.toLowerCase() === withdrawal.user.toLowerCase()) &&
-      (withdrawal.via === undefined || approval.via === withdrawal.via) &&
-      (withdrawal.keepCommit === undefined || approval.commit !== withdrawal.keepCommit),
-  );
-  if (!matches) return false;
-  await advanceRun(
-    tx,
-    flows,
-    runId,
-    [{ type: "approval.withdrawn", at: app.now(), ...withdrawal }],
-    app.now(),
-  );
-  return true;
+  return app.service.door.withdrawApprovals(tx, runId, withdrawal, app.now());
 }
 
 /** A comment on an issue or pull request, once the delivery's writes commit. */

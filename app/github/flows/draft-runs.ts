@@ -14,9 +14,10 @@ import {
   ConcurrencyGroupError,
   ConcurrencyRejectedError,
   InvalidInputsError,
-} from "../../runtime/errors.js";
+} from "../../runtime/index.js";
 import type { Transaction } from "../../store/database.js";
 import { saveFlowVersion } from "../../store/flow-versions.js";
+import { underSavepoint } from "../../store/savepoint.js";
 import { parseBatonCommand } from "../baton-command.js";
 import type { EventHandler, GitHubApp, GitHubEvent, Write } from "../github-app.js";
 import type { Octokit } from "../github-client.js";
@@ -229,29 +230,29 @@ function startDraftRun(app: GitHubApp, event: GitHubEvent, request: DraftRunRequ
     }
     // A refusal of the run (its inputs, its concurrency group) is answered, not retried:
     // undo what starting it wrote so far, and keep the answer.
-    await tx.query("SAVEPOINT baton_draft_run");
     let message: string;
     try {
-      const started = await app.service.startRunIn(tx, {
-        flowFile: { versionId },
-        inputs: request.inputs,
-        actor: request.user,
-        trigger: {
-          event: "manual",
-          payload: {
-            draft: true,
-            via: request.via,
-            pull_request: request.pullRequest,
-            head_sha: request.headSha,
+      const started = await underSavepoint(tx, () =>
+        app.service.startRunIn(tx, {
+          flowFile: { versionId },
+          inputs: request.inputs,
+          actor: request.user,
+          trigger: {
+            event: "manual",
+            payload: {
+              draft: true,
+              via: request.via,
+              pull_request: request.pullRequest,
+              head_sha: request.headSha,
+            },
           },
-        },
-        github: {
-          installationId: request.installationId,
-          headSha: request.headSha,
-          pullRequest: request.pullRequest,
-        },
-      });
-      await tx.query("RELEASE SAVEPOINT baton_draft_run");
+          github: {
+            installationId: request.installationId,
+            headSha: request.headSha,
+            pullRequest: request.pullRequest,
+          },
+        }),
+      );
       message =
         `@${request.user} started \`${request.flow}#${started.number}\`, a run of the draft of ` +
         `\`${request.flow}\` at ${shortSha(request.headSha)}` +
@@ -264,7 +265,6 @@ function startDraftRun(app: GitHubApp, event: GitHubEvent, request: DraftRunRequ
         !(error instanceof ConcurrencyGroupError)
       )
         throw error;
-      await tx.query("ROLLBACK TO SAVEPOINT baton_draft_run");
       message = `@${request.user} the draft of \`${request.flow}\` did not start.\n\n${error.message}`;
       if (request.via === "check-run" && error instanceof InvalidInputsError)
         message += `\n\nThe button runs without inputs: comment \`/baton run ${request.flow} --draft name=value …\` instead.`;

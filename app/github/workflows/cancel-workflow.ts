@@ -6,13 +6,12 @@
  * 204 fallback) is cancelled when its first event ties it to the dispatch.
  */
 import type { CancelStep } from "../../engine/types.js";
-import type { TaskHandler } from "../../runtime/runtime.js";
-import { finishTask } from "../../runtime/task-context.js";
+import type { TaskHandler } from "../../runtime/index.js";
+import { finishTask, scheduleTasks } from "../../runtime/index.js";
 import type { NewTask } from "../../store/model.js";
-import { enqueueTasks } from "../../store/tasks.js";
 import type { GitHubApp } from "../github-app.js";
 import { WORKFLOW_TOKEN_PERMISSIONS } from "../permissions.js";
-import { getDispatch, markCancelRequested } from "./workflows-sql.js";
+import { getDispatch, markCancelRequested } from "../../store/workflow-dispatches.js";
 
 export const CANCEL_WORKFLOW_RUN = "cancel-workflow-run";
 
@@ -37,7 +36,7 @@ export function cancelStepHandler(app: GitHubApp): TaskHandler {
       await ctx.db.transaction(async (tx) => {
         const marked = await markCancelRequested(tx, effect.key);
         if (marked?.workflowRunId !== undefined)
-          await enqueueTasks(tx, [
+          await scheduleTasks(tx, [
             cancelWorkflowRunTask(effect.key, "cancel", new Date(app.now())),
           ]);
       });
@@ -99,7 +98,7 @@ export function cancelWorkflowRunHandler(app: GitHubApp, options: CancelOptions 
     ctx.log.info(`asked GitHub to ${stage} a workflow run`, { key, workflowRunId: runId });
     await finishTask(ctx, task, async (tx) => {
       if (stage === "cancel" && stillRunning)
-        await enqueueTasks(tx, [
+        await scheduleTasks(tx, [
           cancelWorkflowRunTask(key, "force-cancel", new Date(app.now() + grace)),
         ]);
     });

@@ -12,21 +12,18 @@
  * task is retried; the second run reports with the same attempt's token, and only one
  * report of outputs is accepted.
  */
+import type { Compensate, ExecuteStep, Json } from "../../engine/types.js";
+import type { TaskContext, TaskHandler } from "../../runtime/index.js";
 import {
   compensatedAttempt,
   compensationRunning,
   executeTaskCurrent,
-} from "../../runtime/execute-step.js";
-import type { Compensate, ExecuteStep, Json, NewRunEvent } from "../../engine/types.js";
-import { advanceRun } from "../../runtime/advance-run.js";
-import type { TaskHandler } from "../../runtime/runtime.js";
-import type { TaskContext } from "../../runtime/task-context.js";
-import { finishTask } from "../../runtime/task-context.js";
+  finishTask,
+  scheduleTasks,
+} from "../../runtime/index.js";
 import type { Task } from "../../store/model.js";
 import { appendLogs } from "../../store/step-logs.js";
-import { getRunById, lockRun } from "../../store/runs.js";
-import { enqueueTasks } from "../../store/tasks.js";
-import type { Transaction } from "../../store/database.js";
+import { getRunById } from "../../store/runs.js";
 import type { GitHubApp } from "../github-app.js";
 import { WORKFLOW_TOKEN_PERMISSIONS } from "../permissions.js";
 import type { Octokit } from "../github-client.js";
@@ -39,8 +36,8 @@ import {
   WorkflowStepError,
   workflowTarget,
 } from "./workflow-file.js";
-import type { DispatchPurpose } from "./workflows-sql.js";
-import { insertDispatch, markCancelRequested } from "./workflows-sql.js";
+import type { DispatchPurpose } from "../../store/workflow-dispatches.js";
+import { insertDispatch, markCancelRequested } from "../../store/workflow-dispatches.js";
 import { cancelWorkflowRunTask } from "./cancel-workflow.js";
 
 /** GitHub's limit on a dispatch's inputs. */
@@ -138,27 +135,14 @@ async function dispatchJob(
   }
   await finishTask(ctx, task, async (tx) => {
     const now = ctx.now();
+    const door = app.service.door;
     if ("failed" in outcome) {
-      const failed: NewRunEvent =
-        job.purpose === "attempt"
-          ? {
-              type: "attempt.finished",
-              at: now,
-              step: job.step,
-              attempt: job.attempt,
-              outcome: "failure",
-              outputs: {},
-              error: outcome.failed,
-              retryable: false,
-            }
-          : {
-              type: "compensation.finished",
-              at: now,
-              step: job.step,
-              outcome: "failure",
-              error: outcome.failed,
-            };
-      await advanceRun(tx, ctx.flows, job.runId, [failed], now);
+      await door.reportOutcome(
+        tx,
+        job.key,
+        { outcome: "failure", outputs: {}, error: outcome.failed, retryable: false },
+        { now },
+      );
       return;
     }
     const { dispatched } = outcome;
@@ -178,30 +162,23 @@ async function dispatchJob(
       ...(dispatched.htmlUrl !== undefined ? { htmlUrl: dispatched.htmlUrl } : {}),
     });
     // The attempt may have timed out or been cancelled while GitHub answered: its `cancel`
-    // found no dispatch to stop, so the run just started is stopped from here.
-    if (!(await stillCurrent(tx, job))) {
+    // found no dispatch to stop, so the run just started is stopped from here. (The door
+    // records no progress for a compensation; it only says whether it still runs.)
+    const reported = await door.reportProgress(
+      tx,
+      job.key,
+      {
+        detail: `dispatched ${dispatched.target.path.split("/").at(-1) ?? ""} on ${dispatched.ref}`,
+        ...(dispatched.htmlUrl !== undefined ? { url: dispatched.htmlUrl } : {}),
+      },
+      { now },
+    );
+    if (!reported.current) {
       const marked = await markCancelRequested(tx, job.key);
       if (marked?.workflowRunId !== undefined)
-        await enqueueTasks(tx, [cancelWorkflowRunTask(job.key, "cancel", new Date(now))]);
+        await scheduleTasks(tx, [cancelWorkflowRunTask(job.key, "cancel", new Date(now))]);
       return;
     }
-    if (job.purpose === "attempt")
-      await advanceRun(
-        tx,
-        ctx.flows,
-        job.runId,
-        [
-          {
-            type: "attempt.progress",
-            at: now,
-            step: job.step,
-            attempt: job.attempt,
-            detail: `dispatched ${dispatched.target.path.split("/").at(-1) ?? ""} on ${dispatched.ref}`,
-            ...(dispatched.htmlUrl !== undefined ? { url: dispatched.htmlUrl } : {}),
-          },
-        ],
-        now,
-      );
     await appendLogs(tx, [
       {
         runId: job.runId,
@@ -216,14 +193,6 @@ async function dispatchJob(
       },
     ]);
   });
-}
-
-/** Whether the attempt (or compensation) still waits for this dispatch, with its run locked. */
-async function stillCurrent(tx: Transaction, job: DispatchJob): Promise<boolean> {
-  const run = await lockRun(tx, job.runId);
-  const step = run?.state?.steps[job.step];
-  if (job.purpose === "compensation") return step?.compensation === "running";
-  return step?.status === "running" && step.attempt === job.attempt;
 }
 
 interface Dispatched {

@@ -15,8 +15,7 @@ import type { Json } from "../../engine/types.js";
 import { tokenOf } from "../../http/api-server.js";
 import { errorStatus } from "../../http/error-status.js";
 import { readJsonObject, sendJson } from "../../http/json-io.js";
-import { getRunById } from "../../store/runs.js";
-import { getStep } from "../../store/steps.js";
+import { attemptIsCurrent } from "../../runtime/index.js";
 import type { GitHubApp, HttpRoute } from "../github-app.js";
 import type { StepTokenClaims } from "./step-token.js";
 import {
@@ -26,8 +25,12 @@ import {
   tokenDigest,
   verifyStepToken,
 } from "./step-token.js";
-import type { TokenRejectionReason } from "./workflows-sql.js";
-import { getDispatch, recordOutputs, recordTokenRejection } from "./workflows-sql.js";
+import type { TokenRejectionReason } from "../../store/workflow-dispatches.js";
+import {
+  getDispatch,
+  recordOutputs,
+  recordTokenRejection,
+} from "../../store/workflow-dispatches.js";
 
 export const OUTPUTS_PATH = "/api/steps/outputs";
 /** Outputs of one step, in all: what `$GITHUB_OUTPUT` of a job would hold, with room. */
@@ -138,10 +141,7 @@ async function reportOutputs(
   const dispatch = await getDispatch(app.store, key);
   // A compensating workflow may report too (a workflow written as a step does); its
   // outputs are kept and not used.
-  const running = claims.compensation
-    ? (await getRunById(app.store, claims.run))?.state?.steps[claims.step]?.compensation ===
-      "running"
-    : await isAttemptRunning(app, claims);
+  const running = await attemptIsCurrent(app.store, key);
   if (!dispatch || !running || dispatch.status === "completed")
     throw new Refusal(
       409,
@@ -158,11 +158,6 @@ async function reportOutputs(
       "replayed",
       key,
     );
-}
-
-async function isAttemptRunning(app: GitHubApp, claims: StepTokenClaims): Promise<boolean> {
-  const step = await getStep(app.store, claims.run, claims.step);
-  return step?.status === "running" && step.attempt === claims.attempt;
 }
 
 function outputsOf(value: unknown): Record<string, string> {

@@ -9,28 +9,21 @@
  * Baton's. A run not dispatched (`event` other than workflow_dispatch) costs nothing, a
  * dispatched one a lookup by its id.
  */
-import type { NewRunEvent } from "../../engine/types.js";
-import { advanceRun } from "../../runtime/advance-run.js";
-import { FlowCache } from "../../runtime/flow-cache.js";
+import { scheduleTasks } from "../../runtime/index.js";
 import type { Transaction } from "../../store/database.js";
-import { lockRun } from "../../store/runs.js";
-import { getStep } from "../../store/steps.js";
-import { enqueueTasks } from "../../store/tasks.js";
 import type { EventHandler, GitHubApp } from "../github-app.js";
 import { attemptKeyOf, findStepTokens, stepTokenKey, verifyStepToken } from "./step-token.js";
 import { cancelWorkflowRunTask } from "./cancel-workflow.js";
-import type { DispatchStatus, WorkflowDispatch } from "./workflows-sql.js";
+import type { DispatchStatus, WorkflowDispatch } from "../../store/workflow-dispatches.js";
 import {
   correlateDispatch,
   getDispatch,
   getDispatchOfWorkflowRun,
   updateDispatchStatus,
-} from "./workflows-sql.js";
+} from "../../store/workflow-dispatches.js";
 
 /** Conclusions that count as the step's success; any other fails the attempt (retryable). */
 const SUCCEEDED = new Set(["success", "neutral", "skipped"]);
-
-const flows = new FlowCache();
 
 interface WorkflowRunPayload {
   id: number;
@@ -65,7 +58,7 @@ export function workflowRunHandler(options: { secretKey?: string } = {}): EventH
         if (!tied) return;
         dispatch = tied;
         if (tied.cancelRequestedAt)
-          await enqueueTasks(tx, [cancelWorkflowRunTask(tied.key, "cancel", new Date(app.now()))]);
+          await scheduleTasks(tx, [cancelWorkflowRunTask(tied.key, "cancel", new Date(app.now()))]);
       }
       const conclusion = run.conclusion ?? undefined;
       await moveStep(tx, app, dispatch, {
@@ -149,68 +142,40 @@ async function moveStep(
 ): Promise<void> {
   const moved = await updateDispatchStatus(tx, dispatch.key, change);
   if (!moved) return; // completed already: a late event
-  const run = await lockRun(tx, dispatch.runId);
-  const now = app.now();
+  const door = app.service.door;
+  const call = { now: app.now() };
   const url = moved.htmlUrl;
-  if (moved.purpose === "compensation") {
+  // The dispatch's key is its attempt's (or compensation's) idempotency key: the door
+  // ignores the report when that attempt is no longer current.
+  if (change.status !== "completed") {
     // Only the end of a compensating run matters to the run (it has no progress to show).
-    if (
-      change.status !== "completed" ||
-      run?.state?.steps[dispatch.step]?.compensation !== "running"
-    )
-      return;
-    const succeeded = SUCCEEDED.has(change.conclusion ?? "");
-    await advanceRun(
+    if (moved.purpose === "compensation") return;
+    await door.reportProgress(
       tx,
-      flows,
-      dispatch.runId,
-      [
-        {
-          type: "compensation.finished",
-          at: now,
-          step: dispatch.step,
-          outcome: succeeded ? "success" : "failure",
-          ...(succeeded
-            ? {}
-            : {
-                error: `the compensating workflow run ended with conclusion ${change.conclusion ?? "unknown"}${url ? `: ${url}` : ""}`,
-              }),
-        },
-      ],
-      now,
+      dispatch.key,
+      { detail: change.detail, ...(url !== undefined ? { url } : {}) },
+      call,
     );
     return;
   }
-  const step = await getStep(tx, dispatch.runId, dispatch.step);
-  if (!run || step?.status !== "running" || step.attempt !== dispatch.attempt) return;
-  const input: NewRunEvent =
-    change.status === "completed"
-      ? SUCCEEDED.has(change.conclusion ?? "")
-        ? {
-            type: "attempt.finished",
-            at: now,
-            step: dispatch.step,
-            attempt: dispatch.attempt,
-            outcome: "success",
-            outputs: moved.outputs ?? {},
-          }
+  const succeeded = SUCCEEDED.has(change.conclusion ?? "");
+  const ended = `ended with conclusion ${change.conclusion ?? "unknown"}${url ? `: ${url}` : ""}`;
+  await door.reportOutcome(
+    tx,
+    dispatch.key,
+    {
+      outcome: succeeded ? "success" : "failure",
+      outputs: moved.outputs ?? {},
+      ...(succeeded
+        ? {}
         : {
-            type: "attempt.finished",
-            at: now,
-            step: dispatch.step,
-            attempt: dispatch.attempt,
-            outcome: "failure",
-            outputs: moved.outputs ?? {},
-            error: `the workflow run ended with conclusion ${change.conclusion ?? "unknown"}${url ? `: ${url}` : ""}`,
+            error:
+              moved.purpose === "compensation"
+                ? `the compensating workflow run ${ended}`
+                : `the workflow run ${ended}`,
             retryable: true,
-          }
-      : {
-          type: "attempt.progress",
-          at: now,
-          step: dispatch.step,
-          attempt: dispatch.attempt,
-          detail: change.detail,
-          ...(url !== undefined ? { url } : {}),
-        };
-  await advanceRun(tx, flows, dispatch.runId, [input], now);
+          }),
+    },
+    call,
+  );
 }

@@ -1,8 +1,8 @@
 /** The SQL of approvals through GitHub (tables of migration 000008). */
-import type { Queryable } from "../../store/database.js";
-import type { Run } from "../../store/model.js";
-import { toRun } from "../../store/model.js";
-import type { DbRun } from "../../store/rows.js";
+import type { Queryable } from "./database.js";
+import type { Run } from "./model.js";
+import { toRun } from "./model.js";
+import type { DbRun } from "./rows.js";
 
 const UNFINISHED = "('queued', 'running', 'compensating')";
 

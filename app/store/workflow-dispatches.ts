@@ -1,5 +1,5 @@
 /** The `workflow_dispatches` and `step_token_rejections` tables (migration 10). */
-import type { Queryable } from "../../store/database.js";
+import type { Queryable } from "./database.js";
 
 export type DispatchPurpose = "attempt" | "compensation";
 

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Json } from "../engine/types.js";
-import type { Queryable } from "../store/database.js";
+import type { Queryable } from "./database.js";
 
 /** Who a runner (or a registration token) belongs to. */
 export interface RunnerScope {
@@ -519,4 +519,18 @@ export async function runningJobsOf(db: Queryable, runnerId: string): Promise<Ru
     [runnerId],
   );
   return result.rows.map(toJob);
+}
+
+/** Which attempt a held lease's job runs (for its log chunks), or undefined when the lease is not held. */
+export async function heldJobAttempt(
+  db: Queryable,
+  lease: { key: string; leaseId: string; runnerId: string },
+): Promise<{ runId: string; step: string; attempt: number } | undefined> {
+  const result = await db.query<{ run_id: string; step: string; attempt: number }>(
+    `SELECT run_id, step, attempt FROM runner_jobs
+      WHERE key = $1 AND lease_id = $2 AND runner_id = $3 AND status = 'running'`,
+    [lease.key, lease.leaseId, lease.runnerId],
+  );
+  const row = result.rows[0];
+  return row ? { runId: row.run_id, step: row.step, attempt: row.attempt } : undefined;
 }
