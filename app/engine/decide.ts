@@ -61,7 +61,16 @@ interface Batch {
 const MAX_DECISIONS = 100_000;
 
 export function decide(flow: FlowDefinition, events: readonly RunEvent[], now: Millis): Decision {
-  const current = foldHistory(flow, events);
+  return decideOn(flow, foldHistory(flow, events), now);
+}
+
+/**
+ * `decide` on a history already folded: `decideOn(flow, fold(flow, events), now)` is
+ * `decide(flow, events, now)`. The fold becomes the decision's (it is changed: pass a
+ * `detach`ed copy to keep it). The runtime keeps each run's fold between decisions, so a
+ * decision does not fold the whole history again.
+ */
+export function decideOn(flow: FlowDefinition, current: Fold, now: Millis): Decision {
   const out: NewRunEvent[] = [];
   const effects: Effect[] = [];
   for (let round = 0; ; round += 1) {

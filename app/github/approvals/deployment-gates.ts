@@ -25,6 +25,7 @@ import { TERMINAL_RUN_STATUSES } from "../../engine/types.js";
 import type { Queryable, Transaction } from "../../store/database.js";
 import { CHANNELS } from "../../store/database.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
+import { RUN_STATE_SQL } from "../../store/runs.js";
 import type { BackgroundJob, EventHandler, GitHubApp } from "../github-app.js";
 import { enqueueGitHubRequest } from "../outbox.js";
 
@@ -171,7 +172,10 @@ async function answerOpenGates(app: GitHubApp): Promise<{ answered: number; open
       flow_version_id: string;
       flow: string;
       number: number;
-    }>("SELECT state, flow_version_id, flow, number FROM runs WHERE id = $1", [gate.run_id]);
+    }>(
+      `SELECT ${RUN_STATE_SQL} AS state, r.flow_version_id, r.flow, r.number FROM runs AS r WHERE r.id = $1`,
+      [gate.run_id],
+    );
     const row = run.rows[0];
     if (!row?.state) continue;
     const version = await getFlowVersion(app.store, row.flow_version_id);
