@@ -97,9 +97,11 @@ export function decideOn(flow: FlowDefinition, current: Fold, now: Millis): Deci
 function next(flow: FlowDefinition, run: Fold, now: Millis): Batch | undefined {
   const { state } = run;
   // Approval submissions are judged whatever the run's status: the audit trail records all.
-  for (const [id, track] of Object.entries(run.tracks)) {
+  // for…in, not Object.entries: this runs every round, and a long run has many steps.
+  for (const id in run.tracks) {
     const definition = flow.steps[id];
-    if (definition && track.submissions.length > 0) return judge(definition, run, id, now);
+    if (definition && (run.tracks[id]?.submissions.length ?? 0) > 0)
+      return judge(definition, run, id, now);
   }
   if (isTerminal(run)) return run.retryRequest ? rerun(flow, run, now) : undefined;
   if (state.status === "queued") {
