@@ -61,7 +61,16 @@ interface Batch {
 const MAX_DECISIONS = 100_000;
 
 export function decide(flow: FlowDefinition, events: readonly RunEvent[], now: Millis): Decision {
-  const current = foldHistory(flow, events);
+  return decideOn(flow, foldHistory(flow, events), now);
+}
+
+/**
+ * `decide` on a history already folded: `decideOn(flow, fold(flow, events), now)` is
+ * `decide(flow, events, now)`. The fold becomes the decision's (it is changed: pass a
+ * `detach`ed copy to keep it). The runtime keeps each run's fold between decisions, so a
+ * decision does not fold the whole history again.
+ */
+export function decideOn(flow: FlowDefinition, current: Fold, now: Millis): Decision {
   const out: NewRunEvent[] = [];
   const effects: Effect[] = [];
   for (let round = 0; ; round += 1) {
@@ -88,9 +97,11 @@ export function decide(flow: FlowDefinition, events: readonly RunEvent[], now: M
 function next(flow: FlowDefinition, run: Fold, now: Millis): Batch | undefined {
   const { state } = run;
   // Approval submissions are judged whatever the run's status: the audit trail records all.
-  for (const [id, track] of Object.entries(run.tracks)) {
+  // for…in, not Object.entries: this runs every round, and a long run has many steps.
+  for (const id in run.tracks) {
     const definition = flow.steps[id];
-    if (definition && track.submissions.length > 0) return judge(definition, run, id, now);
+    if (definition && (run.tracks[id]?.submissions.length ?? 0) > 0)
+      return judge(definition, run, id, now);
   }
   if (isTerminal(run)) return run.retryRequest ? rerun(flow, run, now) : undefined;
   if (state.status === "queued") {

@@ -117,12 +117,35 @@ export function isTerminal(fold: Fold): boolean {
   return status === "success" || status === "failure" || status === "cancelled";
 }
 
-/** Applies one event to the fold, in place. Events that no longer apply are ignored. */
+/**
+ * A fold that `apply` may change without changing `fold`: new top-level records, the
+ * steps and tracks shared. `apply` never changes a step, a track or an array in place
+ * (it replaces them), so a cached fold stays as it was while its copy moves on (an
+ * incremental decision costs what its new events cost, not what the history does).
+ */
+export function detach(fold: Fold): Fold {
+  return {
+    ...fold,
+    state: { ...fold.state, steps: { ...fold.state.steps } },
+    tracks: { ...fold.tracks },
+  };
+}
+
+/**
+ * Applies one event to the fold: to its top-level records in place (see `detach`), to a
+ * step's state and track by replacing them. Events that no longer apply are ignored.
+ */
 export function apply(fold: Fold, event: RunEvent): void {
   fold.lastSeq = Math.max(fold.lastSeq, event.seq);
   const { state } = fold;
-  const step = "step" in event ? state.steps[event.step] : undefined;
-  const track = "step" in event ? fold.tracks[event.step] : undefined;
+  let step: StepState | undefined;
+  let track: StepTrack | undefined;
+  if ("step" in event) {
+    const oldStep = state.steps[event.step];
+    const oldTrack = fold.tracks[event.step];
+    if (oldStep) state.steps[event.step] = step = { ...oldStep };
+    if (oldTrack) fold.tracks[event.step] = track = { ...oldTrack };
+  }
   switch (event.type) {
     case "run.created":
       return; // a second run.created is ignored
@@ -157,15 +180,13 @@ export function apply(fold: Fold, event: RunEvent): void {
         step.reason = event.detail;
       return;
     case "signal.received":
-      fold.signals.push({
-        seq: event.seq,
-        name: event.name,
-        payload: event.payload,
-        consumed: false,
-      });
+      fold.signals = [
+        ...fold.signals,
+        { seq: event.seq, name: event.name, payload: event.payload, consumed: false },
+      ];
       return;
     case "approval.submitted":
-      if (track) track.submissions.push(event);
+      if (track) track.submissions = [...track.submissions, event];
       return;
     case "approval.withdrawn":
       if (!step || !track || step.status !== "waiting") return;
@@ -226,8 +247,8 @@ export function apply(fold: Fold, event: RunEvent): void {
       return;
     case "approval.evaluated":
       if (!step || !track) return;
-      track.submissions.shift();
-      step.approvals.push(event);
+      track.submissions = track.submissions.slice(1);
+      step.approvals = [...step.approvals, event];
       return;
     case "step.finished":
       if (!step || !track) return;
@@ -244,8 +265,9 @@ export function apply(fold: Fold, event: RunEvent): void {
       track.deadline = undefined;
       track.waitUntil = undefined;
       if (event.signal !== undefined) {
-        const signal = fold.signals.find((candidate) => candidate.seq === event.signal);
-        if (signal) signal.consumed = true;
+        fold.signals = fold.signals.map((candidate) =>
+          candidate.seq === event.signal ? { ...candidate, consumed: true } : candidate,
+        );
       }
       return;
     case "compensation.started":

@@ -1,18 +1,23 @@
 /**
  * The heart of the runtime: one state change of one run, in the caller's transaction.
  *
- * Lock the run's row, load its history, add the new inputs, ask the engine what happens
- * next, append the inputs and the decisions, update the projections (runs.state, steps)
- * and enqueue the effects and the next timer as tasks. Everything commits together or
- * not at all (DESIGN rule 2), and the row lock makes every process take turns on a run.
+ * Lock the run's row (without its state), take the run's fold (cached, moved on by the
+ * events appended since, or folded from the history), add the new inputs, ask the engine
+ * what happens next, append the inputs and the decisions, update the projections (the
+ * run-level state when it changed, the steps the events touched) and enqueue the effects
+ * and the next timer as tasks. Everything commits together or not at all (DESIGN rule 2),
+ * and the row lock makes every process take turns on a run.
  */
-import { decide } from "../engine/index.js";
+import { decideOn } from "../engine/decide.js";
+import type { Fold } from "../engine/replay.js";
+import { apply, detach, fold as foldHistory } from "../engine/replay.js";
 import type {
   Decision,
   ExecuteStep,
   Millis,
   NewRunEvent,
   RunEvent,
+  RunState,
   StepState,
 } from "../engine/types.js";
 import { TERMINAL_RUN_STATUSES } from "../engine/types.js";
@@ -32,7 +37,7 @@ export interface Advanced {
   run: Run;
   version: FlowVersion;
   /** The history before this change. */
-  history: RunEvent[];
+  history: readonly RunEvent[];
   /** The events this change appended (inputs, then decisions), numbered. */
   appended: RunEvent[];
   decision: Decision;
@@ -56,15 +61,28 @@ export async function advanceRun(
     if (!locked.completed) throw new LeaseLostError(completing.taskId);
     run = locked.run;
   } else {
-    run = await lockRun(tx, runId);
+    run = await lockRun(tx, runId, { state: false });
   }
   if (!run) throw new RunNotFoundError(runId);
   const version = await flows.get(tx, run.flowVersionId);
-  const cached = handoff?.events?.prefix(runId, run.lastSeq) ?? [];
-  const history =
-    cached.length === run.lastSeq && cached.length > 0
-      ? [...cached]
-      : [...cached, ...(await loadEvents(tx, runId, cached.length))];
+  const flow = version.definition;
+  const cached = handoff?.events?.prefix(runId, run.lastSeq);
+  const known = cached?.events ?? [];
+  const loaded =
+    known.length === run.lastSeq && known.length > 0
+      ? []
+      : await loadEvents(tx, runId, known.length);
+  const history = loaded.length > 0 ? [...known, ...loaded] : known;
+  // The fold of the history: the cached one moved on by the events appended since (a
+  // copy: the cached one stays as committed), or the whole history folded.
+  let current: Fold | undefined;
+  if (cached && known.length > 0) {
+    current = detach(cached.fold);
+    for (const event of loaded) apply(current, event);
+  } else if (history.length > 0) {
+    current = foldHistory(flow, history);
+  }
+  const before = current ? runLevelOf(current.state) : undefined;
   let seq = history.at(-1)?.seq ?? 0;
   const numbered: RunEvent[] = [];
   for (const input of inputs) {
@@ -78,7 +96,9 @@ export async function advanceRun(
     seq += 1;
     numbered.push({ ...input, seq });
   }
-  const decision = decide(version.definition, [...history, ...numbered], now);
+  if (current) for (const event of numbered) apply(current, event);
+  else current = foldHistory(flow, numbered);
+  const decision = decideOn(flow, current, now);
   const appended = [...numbered];
   for (const event of decision.events) {
     seq += 1;
@@ -110,9 +130,10 @@ export async function advanceRun(
       {
         events: appended,
         state: decision.state,
+        runLevelChanged: before !== runLevelOf(decision.state),
         lastSeq: seq,
         now: new Date(now),
-        steps: changedSteps(run, decision),
+        steps: changedSteps(history.length === 0, appended, decision.state),
       },
       tasks.length > 0 ? enqueue : undefined,
     );
@@ -128,7 +149,8 @@ export async function advanceRun(
     const events = handoff.events;
     const all = [...history, ...appended];
     const finished = TERMINAL_RUN_STATUSES.includes(decision.state.status);
-    handoff.afterCommit.push(() => events.remember(runId, all, finished));
+    const folded = current;
+    handoff.afterCommit.push(() => events.remember(runId, { events: all, fold: folded }, finished));
   }
   for (const task of claimed) {
     if (task.kind !== "execute") continue;
@@ -152,10 +174,36 @@ function isReported(
   return history.some(same) || added.some(same);
 }
 
-/** Steps whose projection differs from the stored state (all of them for a new run). */
-function changedSteps(run: Run, decision: Decision): StepState[] {
-  const before = run.state?.steps ?? {};
-  return Object.values(decision.state.steps).filter(
-    (step) => JSON.stringify(before[step.id]) !== JSON.stringify(step),
-  );
+/**
+ * Steps whose state the appended events may have changed (every step of a new run): only
+ * an event naming a step changes that step (a rerun names the steps it resets), so the
+ * others are as stored and are not written again.
+ */
+function changedSteps(
+  created: boolean,
+  appended: readonly RunEvent[],
+  state: RunState,
+): StepState[] {
+  if (created) return Object.values(state.steps);
+  const ids = new Set<string>();
+  for (const event of appended) {
+    if ("step" in event) ids.add(event.step);
+    else if (event.type === "run.retried") for (const id of event.steps) ids.add(id);
+  }
+  return [...ids].flatMap((id) => state.steps[id] ?? []);
+}
+
+/**
+ * The run-level fields of a state that change after creation, as text to compare: the
+ * others (meta, inputs, trigger, parent, group, createdAt) are written once, with the
+ * first decision.
+ */
+function runLevelOf(state: RunState): string {
+  return JSON.stringify([
+    state.status,
+    state.runAttempt,
+    state.outputs,
+    state.finishedAt ?? null,
+    state.reason ?? null,
+  ]);
 }

@@ -3,6 +3,7 @@ import type { Queryable } from "./database.js";
 import type { Run } from "./model.js";
 import { toRun } from "./model.js";
 import type { DbRun } from "./rows.js";
+import { RUN_SELECT } from "./runs.js";
 
 const UNFINISHED = "('queued', 'running', 'compensating')";
 
@@ -60,7 +61,7 @@ export async function unfinishedRunsAbout(
   number: number,
 ): Promise<Run[]> {
   const result = await db.query<DbRun>(
-    `SELECT * FROM runs r
+    `SELECT ${RUN_SELECT} FROM runs r
       WHERE lower(r.repository) = lower($1) AND r.status IN ${UNFINISHED}
         AND (r.pull_request = $2 OR r.issue = $2 OR EXISTS (
           SELECT 1 FROM github_approval_requests a

@@ -30,8 +30,9 @@ export async function loadEvents(db: Queryable, runId: string, afterSeq = 0): Pr
 
 /**
  * A decision's writes in one statement (one round trip): append its numbered events, store
- * the run's state projection (runs) and the steps that changed (steps). The caller holds
- * the run's lock.
+ * the run's state projection (its run-level part in runs, when `runLevelChanged`; each
+ * changed step's in its steps row) and the steps that changed. The caller holds the run's
+ * lock. Unchanged steps are not written: the WAL of a step does not grow with the run.
  */
 export async function recordDecision(
   tx: Queryable,
@@ -39,6 +40,8 @@ export async function recordDecision(
   decision: {
     events: readonly RunEvent[];
     state: RunState;
+    /** The state's fields other than its steps differ from the stored ones. */
+    runLevelChanged: boolean;
     lastSeq: number;
     now: Date;
     steps: readonly StepState[];
@@ -55,27 +58,29 @@ export async function recordDecision(
     started_at: step.startedAt ?? null,
     finished_at: step.finishedAt ?? null,
     reason: step.reason ?? null,
+    state: step,
   }));
+  const { steps: _steps, ...runLevel } = decision.state;
   const result = await tx.query<DbTask & { watched: boolean }>(
     `WITH appended AS (
        INSERT INTO run_events (run_id, seq, type, at, data)
        SELECT $1, (e ->> 'seq')::integer, e ->> 'type', to_timestamp((e ->> 'at')::double precision / 1000.0), e
          FROM jsonb_array_elements($2::jsonb) AS e
      ), projected AS (
-       UPDATE runs SET status = $3::text, state = $4::jsonb, last_seq = $5, updated_at = $6::timestamptz,
+       UPDATE runs SET status = $3::text, state = coalesce($4::jsonb, state), last_seq = $5, updated_at = $6::timestamptz,
                        finished_at = CASE WHEN $3::text IN ('success', 'failure', 'cancelled') THEN coalesce(finished_at, $6::timestamptz) ELSE NULL END
         WHERE id = $1
      ), stepped AS (
-       INSERT INTO steps (run_id, step, status, result, attempt, outputs, started_at, finished_at, reason)
+       INSERT INTO steps (run_id, step, status, result, attempt, outputs, started_at, finished_at, reason, state)
        SELECT $1, s.step, s.status, s.result, s.attempt, s.outputs,
-              to_timestamp(s.started_at / 1000.0), to_timestamp(s.finished_at / 1000.0), s.reason
+              to_timestamp(s.started_at / 1000.0), to_timestamp(s.finished_at / 1000.0), s.reason, s.state
          FROM jsonb_to_recordset($7::jsonb)
            AS s(step text, status text, result text, attempt integer, outputs jsonb,
-                started_at double precision, finished_at double precision, reason text)
+                started_at double precision, finished_at double precision, reason text, state jsonb)
        ON CONFLICT (run_id, step) DO UPDATE SET
          status = excluded.status, result = excluded.result, attempt = excluded.attempt,
          outputs = excluded.outputs, started_at = excluded.started_at,
-         finished_at = excluded.finished_at, reason = excluded.reason
+         finished_at = excluded.finished_at, reason = excluded.reason, state = excluded.state
      ), watch AS (
        -- Is the run watched (Database.watchRun)? A watcher holds a shared lock on the key;
        -- taking it exclusively (until commit) fails then. A watcher registering meanwhile
@@ -91,7 +96,7 @@ export async function recordDecision(
       runId,
       JSON.stringify(decision.events),
       decision.state.status,
-      JSON.stringify(decision.state),
+      decision.runLevelChanged ? JSON.stringify(runLevel) : null,
       decision.lastSeq,
       decision.now,
       JSON.stringify(steps),

@@ -16,6 +16,28 @@ const types = {
       : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * Statements with parameters are prepared once per connection, by name, and only bound
+ * and executed after: an unnamed statement is parsed and planned again on every call
+ * (0.5 ms of planning per step was measured). The names are per text; past `limit`
+ * distinct texts (SQL built from varying parts) the rest stay unnamed.
+ */
+class StatementNames {
+  #names = new Map<string, string>();
+  constructor(private readonly limit = 500) {}
+
+  config(sql: string, params: readonly unknown[] | undefined): pg.QueryConfig | string {
+    if (params === undefined || params.length === 0) return sql;
+    let name = this.#names.get(sql);
+    if (name === undefined) {
+      if (this.#names.size >= this.limit) return { text: sql, values: params as unknown[] };
+      name = `baton_${this.#names.size + 1}`;
+      this.#names.set(sql, name);
+    }
+    return { name, text: sql, values: params as unknown[] };
+  }
+}
+
 export interface PostgresOptions {
   connectionString: string;
   /** The most connections this process opens. (Default: 10) */
@@ -35,11 +57,12 @@ export function openPostgres(options: PostgresOptions): Database {
   pool.on("error", (error) => options.onError?.(error));
   const listener = new Listener(options.connectionString, options.onError);
   const url = new URL(options.connectionString);
+  const names = new StatementNames();
   return {
     kind: "postgres",
     description: `postgres ${url.host}${url.pathname}`,
     async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-      const result = await pool.query(sql, params as unknown[] | undefined);
+      const result = await pool.query(names.config(sql, params));
       return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
     },
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
@@ -53,7 +76,7 @@ export function openPostgres(options: PostgresOptions): Database {
         const tx: Transaction = {
           kind: "postgres",
           async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-            const result = await client.query(sql, params as unknown[] | undefined);
+            const result = await client.query(names.config(sql, params));
             return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
           },
           async exec(sql: string): Promise<void> {

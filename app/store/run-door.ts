@@ -1,7 +1,7 @@
 /**
  * The lock the runtime's door takes before it changes a run: the run's row (FOR UPDATE)
- * and only what the door checks, the state of the one step the input is about, instead
- * of the whole state. Optionally folds in the deletion of the task that reports (one
+ * and only what the door checks, the state of the one step the input is about (its `steps`
+ * row, migration 13), instead of the whole state. Optionally folds in the deletion of the task that reports (one
  * round trip), as `lockRunCompletingTask` does.
  */
 import type { RunStatus, StepState } from "../engine/types.js";
@@ -24,7 +24,8 @@ export async function lockRunStep(
   step: string | undefined,
   completing?: { taskId: number; workerId: string },
 ): Promise<{ run: LockedRunStep | undefined; completed: boolean }> {
-  const select = `SELECT r.id, r.flow_version_id, r.status, r.repository, r.flow, r.actor, r.state->'steps'->$2::text AS step`;
+  const select = `SELECT r.id, r.flow_version_id, r.status, r.repository, r.flow, r.actor, 
+    (SELECT s.state FROM steps AS s WHERE s.run_id = r.id AND s.step = $2::text) AS step`;
   const result = completing
     ? await tx.query<DbLocked & { task_completed: number }>(
         `WITH done AS (DELETE FROM tasks WHERE id = $3 AND locked_by = $4 RETURNING id)

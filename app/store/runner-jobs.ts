@@ -277,8 +277,8 @@ const JOB_CURRENT = `(CASE WHEN j.kind = 'execute' THEN EXISTS (
     SELECT 1 FROM steps s
      WHERE s.run_id = j.run_id AND s.step = j.step AND s.status = 'running' AND s.attempt = j.attempt)
   ELSE EXISTS (
-    SELECT 1 FROM runs r
-     WHERE r.id = j.run_id AND r.state -> 'steps' -> j.step ->> 'compensation' = 'running') END)`;
+    SELECT 1 FROM steps s
+     WHERE s.run_id = j.run_id AND s.step = j.step AND s.state ->> 'compensation' = 'running') END)`;
 
 /**
  * SQL: whether runner `$1`'s scope covers job `j`. A repository runner takes its

@@ -5,6 +5,22 @@ import type { Run, RunGitHub } from "./model.js";
 import { toRun } from "./model.js";
 import type { DbRun } from "./rows.js";
 
+/** The columns of `runs` but its state (as `r`): each step's state is in its `steps` row. */
+const RUN_FIELDS = `r.id, r.flow_version_id, r.repository, r.flow, r.number, r.status, r.concurrency_group,
+  r.parent_run_id, r.parent_step, r.parent_attempt, r.actor, r.trigger_event, r.inputs, r.last_seq,
+  r.created_at, r.updated_at, r.finished_at, r.installation_id, r.head_sha, r.pull_request, r.issue`;
+
+/**
+ * SQL: run `r`'s whole state, assembled from its run-level part (runs.state) and its steps'
+ * rows (steps.state, migration 13): a decision rewrites only the steps it changed.
+ */
+export const RUN_STATE_SQL = `(r.state || jsonb_build_object('steps', coalesce(
+  (SELECT jsonb_object_agg(s.step, s.state) FROM steps AS s WHERE s.run_id = r.id AND s.state IS NOT NULL),
+  r.state -> 'steps', '{}'::jsonb)))`;
+
+/** SQL: the columns of run `r` that `toRun` reads, its state assembled. `SELECT ${RUN_SELECT} FROM runs AS r`. */
+export const RUN_SELECT = `${RUN_FIELDS}, ${RUN_STATE_SQL} AS state`;
+
 /** The next run number of a flow, from 1. Rolled back with the transaction that took it. */
 export async function allocateRunNumber(
   tx: Queryable,
@@ -71,15 +87,25 @@ export async function insertRun(tx: Queryable, run: NewRun): Promise<void> {
  * events, deciding) happens under this lock, so one run's history is written by one
  * transaction at a time, whichever process it is in.
  */
-export async function lockRun(tx: Queryable, id: string): Promise<Run | undefined> {
-  const result = await tx.query<DbRun>("SELECT * FROM runs WHERE id = $1 FOR UPDATE", [id]);
+export async function lockRun(
+  tx: Queryable,
+  id: string,
+  /** Without the state (a decision's lock: it has the state from the history). (Default: with) */
+  options: { state?: boolean } = {},
+): Promise<Run | undefined> {
+  const result = await tx.query<DbRun>(
+    options.state === false
+      ? `SELECT ${RUN_FIELDS}, NULL::jsonb AS state FROM runs AS r WHERE r.id = $1 FOR UPDATE OF r`
+      : `SELECT ${RUN_SELECT} FROM runs AS r WHERE r.id = $1 FOR UPDATE OF r`,
+    [id],
+  );
   const row = result.rows[0];
   return row ? toRun(row) : undefined;
 }
 
 /**
- * `completeTask` and `lockRun` in one statement (one round trip): delete the finished
- * task if this worker still holds it, and lock the run's row. `completed` is false when
+ * `completeTask` and `lockRun` (without the state) in one statement (one round trip):
+ * delete the finished task if this worker still holds it, and lock the run's row. `completed` is false when
  * the task was lost (the caller must roll back); the run is undefined when it is gone.
  */
 export async function lockRunCompletingTask(
@@ -89,7 +115,7 @@ export async function lockRunCompletingTask(
 ): Promise<{ run: Run | undefined; completed: boolean }> {
   const result = await tx.query<DbRun & { task_completed: number }>(
     `WITH done AS (DELETE FROM tasks WHERE id = $2 AND locked_by = $3 RETURNING id)
-     SELECT r.*, (SELECT count(*)::int FROM done) AS task_completed
+     SELECT ${RUN_FIELDS}, NULL::jsonb AS state, (SELECT count(*)::int FROM done) AS task_completed
        FROM runs AS r WHERE r.id = $1 FOR UPDATE OF r`,
     [id, task.taskId, task.workerId],
   );
@@ -104,7 +130,7 @@ export async function lockRunCompletingTask(
 }
 
 export async function getRunById(db: Queryable, id: string): Promise<Run | undefined> {
-  const result = await db.query<DbRun>("SELECT * FROM runs WHERE id = $1", [id]);
+  const result = await db.query<DbRun>(`SELECT ${RUN_SELECT} FROM runs AS r WHERE r.id = $1`, [id]);
   const row = result.rows[0];
   return row ? toRun(row) : undefined;
 }
@@ -119,8 +145,8 @@ export async function findRunsByIdPrefix(
   // The prefix is data, not a pattern: escape LIKE's wildcards.
   const escaped = prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
   const result = await db.query<DbRun>(
-    `SELECT * FROM runs WHERE id LIKE $1 AND ($3::text IS NULL OR repository = $3)
-      ORDER BY id LIMIT $2`,
+    `SELECT ${RUN_SELECT} FROM runs AS r WHERE r.id LIKE $1 AND ($3::text IS NULL OR r.repository = $3)
+      ORDER BY r.id LIMIT $2`,
     [`${escaped}%`, limit, repository ?? null],
   );
   return result.rows.map(toRun);
@@ -134,8 +160,8 @@ export async function findRunsByNumber(
   repository?: string,
 ): Promise<Run[]> {
   const result = await db.query<DbRun>(
-    `SELECT * FROM runs WHERE flow = $1 AND number = $2 AND ($3::text IS NULL OR repository = $3)
-      ORDER BY created_at`,
+    `SELECT ${RUN_SELECT} FROM runs AS r WHERE r.flow = $1 AND r.number = $2 AND ($3::text IS NULL OR r.repository = $3)
+      ORDER BY r.created_at`,
     [flow, number, repository ?? null],
   );
   return result.rows.map(toRun);
@@ -146,7 +172,7 @@ export async function findChildRun(
   parent: { runId: string; step: string; attempt: number },
 ): Promise<Run | undefined> {
   const result = await db.query<DbRun>(
-    "SELECT * FROM runs WHERE parent_run_id = $1 AND parent_step = $2 AND parent_attempt = $3",
+    `SELECT ${RUN_SELECT} FROM runs AS r WHERE r.parent_run_id = $1 AND r.parent_step = $2 AND r.parent_attempt = $3`,
     [parent.runId, parent.step, parent.attempt],
   );
   const row = result.rows[0];
@@ -170,11 +196,11 @@ export async function listRuns(db: Queryable, filter: RunFilter = {}): Promise<R
         ? filter.status
         : [filter.status];
   const result = await db.query<DbRun>(
-    `SELECT * FROM runs
-      WHERE ($1::text IS NULL OR flow = $1)
-        AND ($2::text[] IS NULL OR status = ANY ($2::text[]))
-        AND ($3::text IS NULL OR repository = $3)
-      ORDER BY created_at DESC, id DESC
+    `SELECT ${RUN_SELECT} FROM runs AS r
+      WHERE ($1::text IS NULL OR r.flow = $1)
+        AND ($2::text[] IS NULL OR r.status = ANY ($2::text[]))
+        AND ($3::text IS NULL OR r.repository = $3)
+      ORDER BY r.created_at DESC, r.id DESC
       LIMIT $4`,
     [filter.flow ?? null, statuses, filter.repository ?? null, filter.limit ?? 20],
   );
@@ -208,9 +234,9 @@ export async function unfinishedRunsInGroup(
   scope: ConcurrencyScope,
 ): Promise<Run[]> {
   const result = await tx.query<DbRun>(
-    `SELECT * FROM runs
-      WHERE repository = $1 AND concurrency_group = $2 AND status IN ('queued', 'running', 'compensating')
-      ORDER BY created_at, number`,
+    `SELECT ${RUN_SELECT} FROM runs AS r
+      WHERE r.repository = $1 AND r.concurrency_group = $2 AND r.status IN ('queued', 'running', 'compensating')
+      ORDER BY r.created_at, r.number`,
     [scope.repository, scope.group],
   );
   return result.rows.map(toRun);

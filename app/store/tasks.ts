@@ -123,8 +123,8 @@ export interface ClaimOptions {
 }
 
 /**
- * In one statement (one round trip, one commit): claim due tasks, oldest first, with
- * `FOR UPDATE SKIP LOCKED` and a lease (`attempts` counts claims, so a task that keeps
+ * In one statement (one round trip, one commit): claim due tasks, oldest first, at most
+ * one of each run, with `FOR UPDATE SKIP LOCKED` and a lease (`attempts` counts claims, so a task that keeps
  * killing its worker is visible); and, when fewer than `limit` were due, the moment the
  * next one becomes claimable (its run_at, or its lease's end; the tasks just claimed
  * excluded). For `execute` tasks it also says whether
@@ -137,14 +137,23 @@ export async function claimDueTasks(
   const result = await db.query<
     Omit<DbTask, "id"> & { id: number | null; step_current: boolean | null; next_at: Date | null }
   >(
-    `WITH picked AS (
-       SELECT id FROM tasks
+    `WITH candidates AS (
+       SELECT id, run_id, run_at FROM tasks
         WHERE run_at <= clock_timestamp()
           AND (locked_until IS NULL OR locked_until < clock_timestamp())
           AND ($3::text[] IS NULL OR kind = ANY ($3::text[]))
         ORDER BY run_at, id
-        LIMIT $2
+        LIMIT $2 * 4
         FOR UPDATE SKIP LOCKED
+     ), picked AS (
+       -- At most one task of a run: siblings claimed together would only queue on the
+       -- run's lock (each change to a run takes it), holding slots and connections.
+       SELECT id FROM (
+         SELECT DISTINCT ON (coalesce(run_id, id::text)) id, run_at
+           FROM candidates ORDER BY coalesce(run_id, id::text), run_at, id
+       ) AS one_per_run
+        ORDER BY run_at, id
+        LIMIT $2
      ), claimed AS (
        UPDATE tasks AS t
           SET locked_by = $1,

@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Scenario, StepModel, StepPlan } from "./simulate.js";
 import { outcome, prng, scenarioFlow, simulate } from "./simulate.js";
-import { replay } from "../../app/engine/index.js";
+import { decide, decideOn, detach, fold, replay } from "../../app/engine/index.js";
+import { apply } from "../../app/engine/replay.js";
 
 const conditionArb: fc.Arbitrary<string | boolean | undefined> = fc.constantFrom(
   undefined,
@@ -76,6 +77,45 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
 const NUM_RUNS = Number(process.env.BATON_PROPERTY_RUNS ?? 300);
 
 void describe("properties of decide under a simulated runtime", () => {
+  void it("an incremental fold (a cached fold moved on by the events since) is the full fold, and decides the same", () => {
+    fc.assert(
+      fc.property(
+        scenarioArb,
+        fc.integer(),
+        fc.boolean(),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 6 }),
+        fc.nat(3_600_000),
+        (scenario, seed, cancel, cutsAt, later) => {
+          const flow = scenarioFlow(scenario);
+          const { history } = simulate(scenario, { random: prng(seed), cancel });
+          const cuts = [...new Set(cutsAt.map((x) => 1 + Math.floor(x * (history.length - 1))))]
+            .filter((cut) => cut >= 1 && cut <= history.length)
+            .sort((a, b) => a - b);
+          // The runtime's path: a fold kept between decisions, each moved on from a copy.
+          let cached = fold(flow, history.slice(0, cuts[0] ?? 1));
+          let at = cuts[0] ?? 1;
+          for (const cut of [...cuts.slice(1), history.length]) {
+            const kept = JSON.stringify(cached);
+            const moved = detach(cached);
+            for (const event of history.slice(at, cut)) apply(moved, event);
+            const prefix = history.slice(0, cut);
+            assert.deepEqual(moved, fold(flow, prefix), "the incremental fold is the full fold");
+            const now = (prefix.at(-1)?.at ?? 0) + later;
+            assert.deepEqual(
+              decideOn(flow, detach(moved), now),
+              decide(flow, prefix, now),
+              "deciding on it decides the same",
+            );
+            assert.equal(JSON.stringify(cached), kept, "the cached fold is unchanged");
+            cached = moved;
+            at = cut;
+          }
+        },
+      ),
+      { numRuns: NUM_RUNS },
+    );
+  });
+
   void it("reaches the same final state whatever the delivery order, duplicates and delays", () => {
     fc.assert(
       fc.property(scenarioArb, fc.integer(), (scenario, seed) => {

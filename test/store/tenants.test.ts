@@ -221,10 +221,15 @@ describe("a data directory this user may not make private", () => {
 
 /** Apply migrations 1-10 only: the schema of the release before issue 12. */
 async function migrateTo10(db: Database): Promise<void> {
+  await migrateTo(db, 10);
+}
+
+/** Apply migrations 1-`last` only: the schema of an earlier release. */
+async function migrateTo(db: Database, last: number): Promise<void> {
   await db.query(
     "CREATE TABLE IF NOT EXISTS baton_migrations (id integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
   );
-  for (const migration of MIGRATIONS.filter((m) => m.id <= 10)) {
+  for (const migration of MIGRATIONS.filter((m) => m.id <= last)) {
     await db.transaction(async (tx) => {
       await tx.query("INSERT INTO baton_migrations (id) VALUES ($1)", [migration.id]);
       await tx.exec(migration.sql);
@@ -292,7 +297,7 @@ for (const backend of BACKENDS) {
         [JSON.stringify(late)],
       );
 
-      assert.deepEqual(await migrate(db), [11, 12]);
+      assert.deepEqual(await migrate(db), [11, 12, 13]);
 
       const runs = await db.query<{ id: string; status: string; concurrency_group: string }>(
         "SELECT id, status, concurrency_group FROM runs ORDER BY id",
@@ -349,6 +354,79 @@ for (const backend of BACKENDS) {
         ],
       );
       assert.deepEqual(await migrate(db), [], "a second migrate does nothing");
+    } finally {
+      await drop();
+    }
+  });
+}
+
+for (const backend of BACKENDS) {
+  test(`a database at migration 12 upgrades in place: a run's stored state reads the same from the step rows (${backend})`, async () => {
+    const { db, drop } = await openEmpty(backend);
+    try {
+      await migrateTo(db, 12);
+      const step = (id: string, status: string, extra: Record<string, unknown> = {}) => ({
+        id,
+        status,
+        attempt: status === "pending" ? 0 : 1,
+        outputs: {},
+        approvals: [],
+        ...extra,
+      });
+      const state = {
+        status: "running",
+        meta: { id: "r1", number: 1, actor: "a", repository: "acme/widgets", sha: "s" },
+        inputs: { who: "me" },
+        trigger: { event: "manual", payload: {} },
+        runAttempt: 1,
+        steps: {
+          build: step("build", "done", {
+            result: "success",
+            outputs: { out: "1" },
+            startedAt: 1000,
+            finishedAt: 2000,
+            compensation: "running",
+          }),
+          test: step("test", "running", { startedAt: 2000 }),
+          // No steps row for it (written before the row existed): the migration adds one.
+          ship: step("ship", "pending"),
+        },
+        outputs: {},
+        createdAt: 500,
+      };
+      await db.transaction(async (tx) => {
+        await tx.exec(`
+          INSERT INTO flow_versions (id, source_kind, repository, path, sha, name, definition, source)
+          VALUES ('v1', 'repository', 'acme/widgets', '.github/flows/deploy.yml', 'a', 'deploy', '{}', '');
+          INSERT INTO runs (id, flow_version_id, repository, flow, number, status, actor, trigger_event, inputs, created_at, last_seq)
+          VALUES ('r1', 'v1', 'acme/widgets', 'deploy', 1, 'running', 'a', 'manual', '{}', '2026-01-01T00:00:00Z', 7);
+          INSERT INTO steps (run_id, step, status, result, attempt, outputs)
+          VALUES ('r1', 'build', 'done', 'success', 1, '{"out":"1"}'), ('r1', 'test', 'running', NULL, 1, '{}');
+        `);
+        await tx.query("UPDATE runs SET state = $1::jsonb WHERE id = 'r1'", [
+          JSON.stringify(state),
+        ]);
+      });
+
+      assert.deepEqual(await migrate(db), [13]);
+
+      const run = await getRunById(db, "r1");
+      assert.deepEqual(run?.state, state, "the state reads as it was stored");
+      const stored = await db.query<{ has_steps: boolean }>(
+        "SELECT state ? 'steps' AS has_steps FROM runs WHERE id = 'r1'",
+      );
+      assert.equal(stored.rows[0]?.has_steps, false, "runs.state keeps only the run-level fields");
+      const rows = await db.query<{ step: string; status: string }>(
+        "SELECT step, status FROM steps WHERE run_id = 'r1' ORDER BY step",
+      );
+      assert.deepEqual(
+        rows.rows.map((r) => [r.step, r.status]),
+        [
+          ["build", "done"],
+          ["ship", "pending"],
+          ["test", "running"],
+        ],
+      );
     } finally {
       await drop();
     }

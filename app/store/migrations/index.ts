@@ -10,6 +10,7 @@ import m000009 from "./000009.js";
 import m000010 from "./000010.js";
 import m000011 from "./000011.js";
 import m000012 from "./000012.js";
+import m000013 from "./000013.js";
 
 /** Every migration, in order. Append only: the id is the file's number. */
 export const MIGRATIONS: readonly { id: number; sql: string }[] = [
@@ -25,4 +26,5 @@ export const MIGRATIONS: readonly { id: number; sql: string }[] = [
   { id: 10, sql: m000010 },
   { id: 11, sql: m000011 },
   { id: 12, sql: m000012 },
+  { id: 13, sql: m000013 },
 ];
