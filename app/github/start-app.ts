@@ -20,7 +20,7 @@ import type { BackgroundJob, GitHubApp, GitHubAppPart } from "./github-app.js";
 import { combineEventHandlers } from "./github-app.js";
 import type { GitHubClient } from "./github-client.js";
 import { githubStepExecutor } from "./github-step.js";
-import { GITHUB_REQUEST, githubRequestTask } from "./outbox.js";
+import { GITHUB_WRITE_KINDS, GITHUB_REQUEST, githubRequestTask } from "./outbox.js";
 import { startDeliveryWorker, type DeliveryWorker } from "./process-deliveries.js";
 import { startDeliveryRecovery } from "./recover-deliveries.js";
 import { createWebhookInbox, WEBHOOK_PATH } from "./webhook-inbox.js";
@@ -99,6 +99,8 @@ export async function startApp(options: StartAppOptions): Promise<RunningApp> {
     store: options.store,
     concurrency: options.concurrency ?? 8,
     handlers: tasks,
+    // GitHub's writes wait on its pacing: their own lane, never a step's slot.
+    lanes: [{ name: "github", kinds: GITHUB_WRITE_KINDS, concurrency: 4 }],
     executors: {
       run: onRunnersOnly("run"),
       agent: onRunnersOnly("agent"),
