@@ -78,7 +78,7 @@ export function syncCheckRunHandler(app: GitHubApp, options: SyncOptions = {}): 
   const intervalMs = options.writeIntervalMs ?? 1000;
   return async (ctx, task) => {
     const runId = task.runId;
-    let view = runId === undefined ? undefined : await readView(app, runId);
+    const view = runId === undefined ? undefined : await readView(app, runId);
     if (runId === undefined || view === undefined) {
       // The run is gone, or GitHub does not show it: nothing to do.
       await finishTask(ctx, task, async () => {});
