@@ -201,6 +201,46 @@ steps:
       }
     });
 
+    test("a sync back late for its kept slot uses it at once instead of taking a new one", async () => {
+      const h = await startHarness(testDb.db, { writeIntervalMs: 100 });
+      try {
+        const runId = await h.startRun(WAIT_FOR_SIGNAL);
+        // Its slot passed 10 s ago (the runtime was busy), and every slot of the next
+        // hour is taken: a new slot would be an hour off, the kept one is used now.
+        const nextAt = await testDb.db.transaction(async (tx) => {
+          const result = await tx.query<{ next_at: Date }>(
+            `INSERT INTO github_write_pacing (installation_id, next_at)
+             VALUES ($1, now() + interval '1 hour')
+             ON CONFLICT (installation_id) DO UPDATE SET next_at = excluded.next_at
+             RETURNING next_at`,
+            [INSTALLATION],
+          );
+          const slotAt = Date.now() - 10_000;
+          // Rescheduled at its first claim (attempts 1 then), claimed again as attempt 1.
+          await tx.query(
+            "UPDATE tasks SET payload = $2::jsonb, run_at = to_timestamp($3 / 1000.0) WHERE key = $1",
+            [`${runId}/sync-check-run`, JSON.stringify({ slotAt, slotAttempts: 1 }), slotAt],
+          );
+          return result.rows[0]?.next_at.getTime() ?? 0;
+        });
+        h.startRuntime();
+        await eventually("the late sync's write", () =>
+          h.fake.writes.length > 0 ? true : undefined,
+        );
+        assert.ok(
+          (h.fake.writes[0]?.at ?? Infinity) < nextAt,
+          "written in its kept slot, not in a new one",
+        );
+        assert.equal(checkRunsOf(h.fake, runId).length, 1);
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+        // The next tests share the installation: give its hour of slots back.
+        await testDb.db.query("DELETE FROM tasks WHERE kind = 'sync-check-run'");
+        await testDb.db.query("DELETE FROM github_write_pacing");
+      }
+    });
+
     test("a 403 with retry-after holds the installation's writes and the task until then", async () => {
       let offset = 0;
       const h = await startHarness(testDb.db, {
