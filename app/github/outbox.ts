@@ -3,17 +3,31 @@
  * to the comment that asked for a run, a check run saying a flow is broken. They are
  * tasks (the transactional outbox, DESIGN.md rule 2), enqueued in the change's
  * transaction and performed by the runtime's workers (`github-request`), retried with
- * backoff when GitHub fails. A 4xx answer other than a rate limit is final: retrying
+ * backoff when GitHub fails. They run in the runtime's `github` lane (GITHUB_WRITE_KINDS),
+ * beside check-run syncs, so that they never wait behind steps nor hold a step's slot. A 4xx answer other than a rate limit is final: retrying
  * the same request cannot succeed, so it is logged and dropped.
  */
 import type { Json } from "../engine/types.js";
 import type { TaskHandler } from "../runtime/runtime.js";
 import { finishTask } from "../runtime/task-context.js";
+import { SYNC_CHECK_RUN } from "../runtime/task-kinds.js";
 import type { Transaction } from "../store/database.js";
 import { enqueueTasks } from "../store/tasks.js";
 import type { GitHubApp } from "./github-app.js";
 
 export const GITHUB_REQUEST = "github-request";
+
+/**
+ * The task kinds that write to GitHub, for the runtime's `github` lane: the outbox's
+ * requests, check-run syncs, the flows check run, workflow-run cancels. Named here by
+ * value, not imported from their parts (which import this module).
+ */
+export const GITHUB_WRITE_KINDS: readonly string[] = [
+  GITHUB_REQUEST,
+  SYNC_CHECK_RUN,
+  "flows-check-run",
+  "cancel-workflow-run",
+];
 
 export interface GitHubRequest {
   installationId: number;

@@ -1,5 +1,6 @@
 /**
- * The runtime: claim tasks from the database and handle them, `concurrency` at a time.
+ * The runtime: claim tasks from the database and handle them, `concurrency` at a time in
+ * the main lane, and in each further lane (`lanes`) its own number at a time.
  *
  * No busy polling: when there is nothing to claim, it sleeps until the next task is due
  * (its run_at, or the end of a lease held by a worker that may be dead), or until a
@@ -41,7 +42,7 @@ import type { TaskKind } from "./task-kinds.js";
 
 export interface RuntimeOptions {
   store: Database;
-  /** How many tasks this process handles at once (steps run in parallel up to this). (Default: 4) */
+  /** How many tasks of the main lane this process handles at once (steps run in parallel up to this). (Default: 4) */
   concurrency?: number;
   /** Executors by step kind. (Default: `run` on the local shell; the other kinds fail with advice) */
   executors?: Executors;
@@ -63,8 +64,29 @@ export interface RuntimeOptions {
    * `finishTask`, or pass the task on with `next`. (Default: the local handlers)
    */
   handlers?: Partial<Record<TaskKind, TaskHandler>> & Record<string, TaskHandler>;
+<<<<<<< HEAD
   /** The door into runs, shared with a `BatonService` (one flow cache). (Default: a new one) */
   door?: RunDoor;
+=======
+  /**
+   * Lanes beside the main one, each with its own slots and claim loop for its task kinds,
+   * e.g. the GitHub app's writes (check-run syncs, outbox requests), which wait on
+   * GitHub's pacing: they never hold a step's slot, and steps never starve them. The main
+   * lane (`concurrency` slots) takes every kind no lane names. A kind in two lanes is an
+   * error. (Default: none; every task in the main lane)
+   */
+  lanes?: readonly RuntimeLane[];
+}
+
+/** A lane of the runtime (see `RuntimeOptions.lanes`). */
+export interface RuntimeLane {
+  /** For the log. */
+  name: string;
+  /** The task kinds this lane takes, and no other lane does. */
+  kinds: readonly string[];
+  /** How many of its tasks this process handles at once. */
+  concurrency: number;
+>>>>>>> i13/lane
 }
 
 /**
@@ -123,14 +145,13 @@ const HANDLERS: Record<TaskKind, TaskHandler> = {
 };
 
 export function startRuntime(options: RuntimeOptions): Runtime {
-  const concurrency = Math.max(1, options.concurrency ?? 4);
   const leaseMs = options.leaseMs ?? 30_000;
   const maxIdleMs = options.maxIdleMs ?? 30_000;
   const log = toLogger(options.log);
   const db = options.store;
   const workerId =
     options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
-  const ctx: TaskContext = {
+  const base: TaskContext = {
     db,
     flows: options.door?.flows ?? new FlowCache(),
     running: new RunningAttempts(),
@@ -146,79 +167,19 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     HANDLERS,
     options.handlers ?? {},
   );
+  const specs = options.lanes ?? [];
+  const laneKinds = specs.flatMap((spec) => spec.kinds);
+  const twice = laneKinds.filter((kind, i) => laneKinds.indexOf(kind) !== i);
+  if (twice.length > 0)
+    throw new Error(`Task kinds given to two lanes: ${[...new Set(twice)].join(", ")}`);
+  /** Tasks in flight, every lane's (stop waits for all of them). */
   const inFlight = new Map<number, Promise<void>>();
-  /** Tasks in flight whose slot is already counted in `reserved` (they are finishing). */
-  const finishing = new Set<number>();
-  let reserved = 0;
   /** Tasks given back while stopping (handed over too late to start). */
   const releasing = new Set<Promise<unknown>>();
   let stopping = false;
-  let wake: (() => void) | undefined;
-  const wakeUp = () => {
-    const resolve = wake;
-    wake = undefined;
-    resolve?.();
-  };
-  /**
-   * Whether due tasks may be waiting in the queue: a generation number, set by a
-   * notification, by a claim that filled every slot, or while every slot is taken;
-   * cleared by a claim that found fewer than it asked for and started after it was set.
-   * Only then does a finished task wake the loop: one loop pass per step at most.
-   */
-  let backlog: number | undefined = 0;
-  let generation = 0;
-  const markBacklog = () => {
-    generation += 1;
-    backlog = generation;
-  };
   const unlisten: (() => Promise<void>)[] = [];
 
-  const start = (task: Task): void => {
-    const running = handle(task).finally(() => {
-      inFlight.delete(task.id);
-      finishing.delete(task.id);
-      if (backlog !== undefined) wakeUp();
-    });
-    inFlight.set(task.id, running);
-  };
-
-  const slots: LocalSlots = {
-    reserve(task) {
-      if (stopping) return 0;
-      if (inFlight.has(task.id) && !finishing.has(task.id)) finishing.add(task.id);
-      const free = concurrency - (inFlight.size - finishing.size) - reserved;
-      const n = Math.max(0, free);
-      reserved += n;
-      return n;
-    },
-    settle(finished, count, tasks) {
-      reserved -= count;
-      // Its slot counts as taken again until its handler returns (a moment, or a retry).
-      finishing.delete(finished.id);
-      if (tasks.length === 0) return;
-      if (stopping) {
-        // Too late to start: give them back at once (their lease would free them anyway).
-        const ids = tasks.map((task) => task.id);
-        const release = db
-          .transaction((tx) => releaseTasks(tx, ids, workerId))
-          .catch((error: unknown) => log.error("could not release tasks", { error }))
-          .finally(() => releasing.delete(release));
-        releasing.add(release);
-        return;
-      }
-      for (const task of tasks) start(task);
-    },
-    get backlog() {
-      return backlog;
-    },
-    claimed(seen, limit, got) {
-      if (got >= limit) markBacklog();
-      else if (backlog === seen) backlog = undefined;
-    },
-  };
-  ctx.slots = slots;
-
-  const handle = async (task: Task): Promise<void> => {
+  const handle = async (ctx: TaskContext, task: Task): Promise<void> => {
     const handler = handlers[task.kind];
     try {
       if (!handler) throw new Error(`unknown task kind "${task.kind}" (written by a newer Baton?)`);
@@ -260,17 +221,168 @@ export function startRuntime(options: RuntimeOptions): Runtime {
     }
   };
 
+  /**
+   * One lane: its own slots and claim loop, for `kinds` (or, the main lane, every kind no
+   * other lane has). Lanes share the database, the caches and the running attempts, never
+   * slots: a lane's slow or paced tasks cannot hold another lane's slot.
+   */
+  const startLane = (spec: {
+    name: string;
+    concurrency: number;
+    kinds?: readonly string[];
+    excludeKinds?: readonly string[];
+  }) => {
+    const concurrency = Math.max(1, spec.concurrency);
+    const own = new Set<number>();
+    /** Tasks in flight whose slot is already counted in `reserved` (they are finishing). */
+    const finishing = new Set<number>();
+    let reserved = 0;
+    let wake: (() => void) | undefined;
+    const wakeUp = () => {
+      const resolve = wake;
+      wake = undefined;
+      resolve?.();
+    };
+    /**
+     * Whether due tasks may be waiting in the queue: a generation number, set by a
+     * notification, by a claim that filled every slot, or while every slot is taken;
+     * cleared by a claim that found fewer than it asked for and started after it was set.
+     * Only then does a finished task wake the loop: one loop pass per step at most.
+     */
+    let backlog: number | undefined = 0;
+    let generation = 0;
+    const markBacklog = () => {
+      generation += 1;
+      backlog = generation;
+    };
+    const free = () => concurrency - (own.size - finishing.size) - reserved;
+    const start = (task: Task): void => {
+      own.add(task.id);
+      const running = handle(ctx, task).finally(() => {
+        inFlight.delete(task.id);
+        own.delete(task.id);
+        finishing.delete(task.id);
+        if (backlog !== undefined) wakeUp();
+      });
+      inFlight.set(task.id, running);
+    };
+    // Only the main lane hands tasks over on finish (`finishTask`), with other lanes'
+    // kinds excluded; a lane with `kinds` reserves nothing and claims in its loop.
+    const handsOver = spec.kinds === undefined;
+    const slots: LocalSlots = {
+      reserve(task) {
+        if (stopping || !handsOver) return 0;
+        if (own.has(task.id) && !finishing.has(task.id)) finishing.add(task.id);
+        const n = Math.max(0, free());
+        reserved += n;
+        return n;
+      },
+      settle(finished, count, tasks) {
+        reserved -= count;
+        // Its slot counts as taken again until its handler returns (a moment, or a retry).
+        finishing.delete(finished.id);
+        if (tasks.length === 0) return;
+        if (stopping) {
+          // Too late to start: give them back at once (their lease would free them anyway).
+          const ids = tasks.map((task) => task.id);
+          const release = db
+            .transaction((tx) => releaseTasks(tx, ids, workerId))
+            .catch((error: unknown) => log.error("could not release tasks", { error }))
+            .finally(() => releasing.delete(release));
+          releasing.add(release);
+          return;
+        }
+        for (const task of tasks) start(task);
+      },
+      get backlog() {
+        return backlog;
+      },
+      claimed(seen, limit, got) {
+        if (got >= limit) markBacklog();
+        else if (backlog === seen) backlog = undefined;
+      },
+      ...(spec.excludeKinds && spec.excludeKinds.length > 0
+        ? { excludeKinds: spec.excludeKinds }
+        : {}),
+    };
+    const ctx: TaskContext = { ...base, slots };
+    const filter = {
+      ...(spec.kinds ? { kinds: spec.kinds } : {}),
+      ...(spec.excludeKinds && spec.excludeKinds.length > 0
+        ? { excludeKinds: spec.excludeKinds }
+        : {}),
+    };
+
+    const loop = async (): Promise<void> => {
+      while (!stopping) {
+        const room = free();
+        let delay = maxIdleMs;
+        // Listen before looking, so that a task enqueued in between still wakes us.
+        const sleeping = new Promise<void>((resolve) => (wake = resolve));
+        try {
+          if (room > 0) {
+            const seen = backlog ?? generation;
+            const { tasks, nextAt } = await claimDueTasks(db, {
+              workerId,
+              limit: room,
+              leaseMs,
+              ...filter,
+            });
+            slots.claimed(seen, room, tasks.length);
+            for (const task of tasks) start(task);
+            if (tasks.length === room) continue; // there may be more
+            if (nextAt) delay = Math.min(maxIdleMs, Math.max(10, nextAt.getTime() - Date.now()));
+          } else {
+            // Every slot is taken: whatever is due waits for one, and the first task to
+            // finish wakes us to look.
+            markBacklog();
+          }
+        } catch (error: unknown) {
+          log.error(`could not claim tasks (${spec.name} lane); trying again in 1 s`, { error });
+          delay = 1000;
+        }
+        if (stopping) break;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          sleeping,
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, delay))),
+        ]);
+        clearTimeout(timer);
+        wake = undefined;
+      }
+    };
+    return {
+      loop,
+      wakeUp,
+      notified() {
+        markBacklog();
+        wakeUp();
+      },
+    };
+  };
+
+  const lanes = [
+    startLane({
+      name: "main",
+      concurrency: options.concurrency ?? 4,
+      excludeKinds: laneKinds,
+    }),
+    ...specs.map((spec) => startLane(spec)),
+  ];
+  const wakeAll = () => {
+    for (const lane of lanes) lane.wakeUp();
+  };
+
   const loop = async (): Promise<void> => {
     try {
       unlisten.push(
         await db.listen(CHANNELS.tasks, () => {
-          markBacklog();
-          wakeUp();
+          for (const lane of lanes) lane.notified();
         }),
       );
       unlisten.push(
         await db.listen(CHANNELS.cancel, (key) => {
-          if (key !== "") ctx.running.abort(key, new AttemptCancelledError());
+          if (key !== "") base.running.abort(key, new AttemptCancelledError());
         }),
       );
     } catch (error: unknown) {
@@ -278,37 +390,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
       // attempts see cancellations when they renew their lease.
       log.error("could not listen for notifications; polling instead", { error });
     }
-    while (!stopping) {
-      const free = concurrency - (inFlight.size - finishing.size) - reserved;
-      let delay = maxIdleMs;
-      // Listen before looking, so that a task enqueued in between still wakes us.
-      const sleeping = new Promise<void>((resolve) => (wake = resolve));
-      try {
-        if (free > 0) {
-          const seen = backlog ?? generation;
-          const { tasks, nextAt } = await claimDueTasks(db, { workerId, limit: free, leaseMs });
-          slots.claimed(seen, free, tasks.length);
-          for (const task of tasks) start(task);
-          if (tasks.length === free) continue; // there may be more
-          if (nextAt) delay = Math.min(maxIdleMs, Math.max(10, nextAt.getTime() - Date.now()));
-        } else {
-          // Every slot is taken: whatever is due waits for one, and the first task to
-          // finish wakes us to look.
-          markBacklog();
-        }
-      } catch (error: unknown) {
-        log.error("could not claim tasks; trying again in 1 s", { error });
-        delay = 1000;
-      }
-      if (stopping) break;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        sleeping,
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, delay))),
-      ]);
-      clearTimeout(timer);
-      wake = undefined;
-    }
+    await Promise.all(lanes.map((lane) => lane.loop()));
   };
 
   const stopped = loop();
@@ -317,7 +399,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
   const stop = (stopOptions: { graceMs?: number } = {}): Promise<void> => {
     stopping$ ??= (async () => {
       stopping = true;
-      wakeUp();
+      wakeAll();
       await stopped.catch((error: unknown) => log.error("the runtime loop failed", { error }));
       const all = Promise.allSettled(inFlight.values());
       let timer: NodeJS.Timeout | undefined;
@@ -326,7 +408,7 @@ export function startRuntime(options: RuntimeOptions): Runtime {
       );
       if ((await Promise.race([all, graceOver])) === "timeout") {
         // Steps still running: stop them and hand their tasks back now.
-        ctx.running.abortAll(new ShutdownError());
+        base.running.abortAll(new ShutdownError());
         const ids = [...inFlight.keys()];
         await Promise.allSettled(inFlight.values());
         await db

@@ -29,6 +29,8 @@ export interface LocalSlots {
   readonly backlog: number | undefined;
   /** After a claim of `limit` that got `got`, started when `backlog` was `seen`. */
   claimed(seen: number | undefined, limit: number, got: number): void;
+  /** Kinds these slots never take (other lanes' tasks, see RuntimeOptions.lanes). */
+  readonly excludeKinds?: readonly string[];
 }
 
 export interface TaskContext {
@@ -94,7 +96,12 @@ export async function finishTask<T>(
   const reserved = slots?.reserve(task) ?? 0;
   const handoff: Handoff | undefined = slots
     ? {
-        claim: { workerId: ctx.workerId, leaseMs: ctx.leaseMs, limit: reserved },
+        claim: {
+          workerId: ctx.workerId,
+          leaseMs: ctx.leaseMs,
+          limit: reserved,
+          ...(slots.excludeKinds ? { excludeKinds: slots.excludeKinds } : {}),
+        },
         claimed: [],
         afterCommit: [],
         ...(ctx.events ? { events: ctx.events } : {}),
@@ -122,11 +129,7 @@ export async function finishTask<T>(
       const left = reserved - (handoff?.claimed.length ?? 0);
       const seen = slots?.backlog;
       if (handoff && left > 0 && seen !== undefined) {
-        const { tasks } = await claimDueTasks(tx, {
-          workerId: ctx.workerId,
-          limit: left,
-          leaseMs: ctx.leaseMs,
-        });
+        const { tasks } = await claimDueTasks(tx, { ...handoff.claim, limit: left });
         queueClaim = { seen, limit: left, got: tasks.length };
         handoff.claimed.push(...tasks);
       }

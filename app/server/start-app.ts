@@ -15,14 +15,14 @@ import { refusing } from "../runner/executor.js";
 import type { Executors } from "../runtime/task-context.js";
 import { BatonService } from "../runtime/service.js";
 import { subRunTask } from "../runtime/index.js";
-import { repositorySubFlows } from "./flows/sub-flows.js";
+import { repositorySubFlows } from "../github/flows/sub-flows.js";
 import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
 import type { BackgroundJob, GitHubApp, GitHubAppPart } from "../github/github-app.js";
 import { combineEventHandlers } from "../github/github-app.js";
 import type { GitHubClient } from "../github/github-client.js";
 import { githubStepExecutor } from "../github/github-step.js";
-import { GITHUB_REQUEST, githubRequestTask } from "../github/outbox.js";
+import { GITHUB_WRITE_KINDS, GITHUB_REQUEST, githubRequestTask } from "../github/outbox.js";
 import { startDeliveryWorker, type DeliveryWorker } from "../github/process-deliveries.js";
 import { startDeliveryRecovery } from "../github/recover-deliveries.js";
 import { createWebhookInbox, WEBHOOK_PATH } from "../github/webhook-inbox.js";
@@ -106,6 +106,8 @@ export async function startApp(options: StartAppOptions): Promise<RunningApp> {
     concurrency: options.concurrency ?? 8,
     handlers: tasks,
     door: app.service.door,
+    // GitHub's writes wait on its pacing: their own lane, never a step's slot.
+    lanes: [{ name: "github", kinds: GITHUB_WRITE_KINDS, concurrency: 4 }],
     executors: {
       run: onRunnersOnly("run"),
       agent: onRunnersOnly("agent"),

@@ -23,6 +23,8 @@ export interface ClaimOnEnqueue {
   leaseMs: number;
   /** At most this many tasks are claimed. */
   limit: number;
+  /** Not these kinds (another lane's). (Default: none excluded) */
+  excludeKinds?: readonly string[];
 }
 
 /**
@@ -75,7 +77,7 @@ export function prepareEnqueue(
   let claimable = claim?.limit ?? 0;
   const rows = tasks.map((task) => {
     const due = task.runAt === undefined || task.runAt.getTime() <= now;
-    const claimed = due && claimable > 0;
+    const claimed = due && claimable > 0 && !claim?.excludeKinds?.includes(task.kind);
     if (claimed) claimable -= 1;
     return {
       kind: task.kind,
@@ -120,6 +122,8 @@ export interface ClaimOptions {
   leaseMs: number;
   /** Only these kinds. (Default: every kind) */
   kinds?: readonly string[];
+  /** Not these kinds (another lane's). (Default: none excluded) */
+  excludeKinds?: readonly string[];
 }
 
 /**
@@ -142,6 +146,7 @@ export async function claimDueTasks(
         WHERE run_at <= clock_timestamp()
           AND (locked_until IS NULL OR locked_until < clock_timestamp())
           AND ($3::text[] IS NULL OR kind = ANY ($3::text[]))
+          AND ($5::text[] IS NULL OR kind <> ALL ($5::text[]))
         ORDER BY run_at, id
         LIMIT $2 * 4
         FOR UPDATE SKIP LOCKED
@@ -172,9 +177,17 @@ export async function claimDueTasks(
             CASE WHEN (SELECT count(*) FROM picked) < $2 THEN (
               SELECT min(CASE WHEN locked_until IS NOT NULL AND locked_until > run_at THEN locked_until ELSE run_at END)
                 FROM tasks WHERE id NOT IN (SELECT id FROM picked)
+                 AND ($3::text[] IS NULL OR kind = ANY ($3::text[]))
+                 AND ($5::text[] IS NULL OR kind <> ALL ($5::text[]))
             ) END AS next_at
        FROM (VALUES (1)) AS one (x) LEFT JOIN claimed AS c ON true`,
-    [options.workerId, options.limit, options.kinds ?? null, options.leaseMs],
+    [
+      options.workerId,
+      options.limit,
+      options.kinds ?? null,
+      options.leaseMs,
+      options.excludeKinds ?? null,
+    ],
   );
   const tasks: Task[] = [];
   let nextAt: Date | undefined;

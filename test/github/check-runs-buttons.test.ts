@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { getCheckRunRecord } from "../../app/github/check-runs/check-runs-sql.js";
+import { getCheckRunRecord } from "../../app/store/check-runs.js";
 import { checkRunsPart } from "../../app/github/check-runs/index.js";
 import { getDelivery } from "../../app/store/deliveries.js";
 import { combineEventHandlers } from "../../app/github/github-app.js";

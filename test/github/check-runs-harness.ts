@@ -9,7 +9,7 @@ import { checkRunsPart } from "../../app/github/check-runs/index.js";
 import type { GitHubApp } from "../../app/github/github-app.js";
 import type { GitHubClient } from "../../app/github/github-client.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
-import { GITHUB_REQUEST, githubRequestTask } from "../../app/github/outbox.js";
+import { GITHUB_REQUEST, GITHUB_WRITE_KINDS, githubRequestTask } from "../../app/github/outbox.js";
 import { silentLogger, stderrLogger } from "../../app/runtime/log.js";
 import { sha256 } from "../../app/runtime/content-hash.js";
 import type { Runtime } from "../../app/runtime/runtime.js";
@@ -45,7 +45,6 @@ export async function startHarness(
   store: Database,
   options: {
     writeIntervalMs?: number;
-    maxSlotWaitMs?: number;
     /** The app's `publicUrl`. (Default: none) */
     publicUrl?: string;
     fake?: Parameters<typeof FakeGitHub.start>[0];
@@ -111,12 +110,13 @@ export async function startHarness(
       const runtimeApp = { ...app, github: runtimeOptions.github ?? github };
       const part = checkRunsPart(runtimeApp, {
         writeIntervalMs: options.writeIntervalMs ?? INTERVAL_MS,
-        ...(options.maxSlotWaitMs !== undefined ? { maxSlotWaitMs: options.maxSlotWaitMs } : {}),
       });
       const runtime = startRuntime({
         store,
         log: testLog,
         handlers: { ...part.tasks, [GITHUB_REQUEST]: githubRequestTask(runtimeApp) },
+        // As the app runs them (start-app.ts): GitHub writes in their own lane.
+        lanes: [{ name: "github", kinds: GITHUB_WRITE_KINDS, concurrency: 2 }],
       });
       runtimes.push(runtime);
       return runtime;

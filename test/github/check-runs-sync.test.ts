@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { getCheckRunRecord } from "../../app/github/check-runs/check-runs-sql.js";
+import { getCheckRunRecord } from "../../app/store/check-runs.js";
 import { CHECK_RUN_LIMITS } from "../../app/github/check-runs/render.js";
 import { createGitHubClient } from "../../app/github/github-client.js";
 import { CHANNELS } from "../../app/store/database.js";
@@ -178,8 +178,8 @@ steps:
       }
     });
 
-    test("a slot further off than a worker may wait is kept, and the task comes back for it", async () => {
-      const h = await startHarness(testDb.db, { writeIntervalMs: 100, maxSlotWaitMs: 0 });
+    test("a slot in the future is kept, and the task comes back for it instead of waiting", async () => {
+      const h = await startHarness(testDb.db, { writeIntervalMs: 100 });
       try {
         const t0 = Date.now();
         const runs = [
@@ -198,6 +198,46 @@ steps:
         h.fake.assertNoUnexpectedRequests();
       } finally {
         await h.stop();
+      }
+    });
+
+    test("a sync back late for its kept slot uses it at once instead of taking a new one", async () => {
+      const h = await startHarness(testDb.db, { writeIntervalMs: 100 });
+      try {
+        const runId = await h.startRun(WAIT_FOR_SIGNAL);
+        // Its slot passed 10 s ago (the runtime was busy), and every slot of the next
+        // hour is taken: a new slot would be an hour off, the kept one is used now.
+        const nextAt = await testDb.db.transaction(async (tx) => {
+          const result = await tx.query<{ next_at: Date }>(
+            `INSERT INTO github_write_pacing (installation_id, next_at)
+             VALUES ($1, now() + interval '1 hour')
+             ON CONFLICT (installation_id) DO UPDATE SET next_at = excluded.next_at
+             RETURNING next_at`,
+            [INSTALLATION],
+          );
+          const slotAt = Date.now() - 10_000;
+          // Rescheduled at its first claim (attempts 1 then), claimed again as attempt 1.
+          await tx.query(
+            "UPDATE tasks SET payload = $2::jsonb, run_at = to_timestamp($3 / 1000.0) WHERE key = $1",
+            [`${runId}/sync-check-run`, JSON.stringify({ slotAt, slotAttempts: 1 }), slotAt],
+          );
+          return result.rows[0]?.next_at.getTime() ?? 0;
+        });
+        h.startRuntime();
+        await eventually("the late sync's write", () =>
+          h.fake.writes.length > 0 ? true : undefined,
+        );
+        assert.ok(
+          (h.fake.writes[0]?.at ?? Infinity) < nextAt,
+          "written in its kept slot, not in a new one",
+        );
+        assert.equal(checkRunsOf(h.fake, runId).length, 1);
+        h.fake.assertNoUnexpectedRequests();
+      } finally {
+        await h.stop();
+        // The next tests share the installation: give its hour of slots back.
+        await testDb.db.query("DELETE FROM tasks WHERE kind = 'sync-check-run'");
+        await testDb.db.query("DELETE FROM github_write_pacing");
       }
     });
 

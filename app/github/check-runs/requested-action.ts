@@ -32,7 +32,7 @@ import type { EventHandler, GitHubApp, GitHubEvent, Write } from "../github-app.
 import { enqueueGitHubRequest } from "../outbox.js";
 import type { Permission } from "../permissions.js";
 import { hasPermission, repositoryPermission } from "../permissions.js";
-import { lockRunLastSeq, setCheckRunNote } from "./check-runs-sql.js";
+import { lockRunLastSeq, setCheckRunNote } from "../../store/check-runs.js";
 import type { ParsedAction } from "./render.js";
 import { parseActionIdentifier } from "./render.js";
 

@@ -10,9 +10,10 @@
  * 1. render the run (render.ts); if a check run exists and shows exactly that (same hash),
  *    there is nothing to write;
  * 2. take the installation's next write slot (github_write_pacing, shared by every process:
- *    GitHub's secondary rate limits want writes serialised and ≥ 1 s apart) and wait for it;
- *    a slot too far off is kept in the task's payload and the task rescheduled to it;
- * 3. render again (what changed during the wait is shown too) and write it: PATCH the check
+ *    GitHub's secondary rate limits want writes serialised and ≥ 1 s apart); a slot in the
+ *    future is kept in the task's payload and the task rescheduled to it (run_at = the
+ *    slot): no worker sleeps, so paced syncs hold no slot of the runtime while they wait;
+ * 3. back at its slot (rendered again: what changed meanwhile is shown too), write: PATCH the check
  *    run, or create one (a first one, or a successor when the current one is completed with
  *    another conclusion: GitHub never changes a completed check run's status or conclusion);
  *    before creating, look for one a previous attempt created but did not get to store
@@ -25,7 +26,6 @@
  * (logged, the task dropped: the same request would be refused again); anything else is
  * thrown and the runtime retries with backoff.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskHandler } from "../../runtime/runtime.js";
 import { LeaseLostError, RunNotFoundError } from "../../runtime/errors.js";
 import type { RunDetails } from "../../runtime/service.js";
@@ -38,7 +38,7 @@ import { completeTask, enqueueTasks } from "../../store/tasks.js";
 import type { GitHubApp } from "../github-app.js";
 import type { Octokit } from "../github-client.js";
 import { isFinalRefusal } from "../outbox.js";
-import type { CheckRunRecord } from "./check-runs-sql.js";
+import type { CheckRunRecord } from "../../store/check-runs.js";
 import {
   deferWrites,
   getCheckRunRecord,
@@ -46,31 +46,24 @@ import {
   rescheduleTask,
   saveRendered,
   takeWriteSlot,
-} from "./check-runs-sql.js";
+} from "../../store/check-runs.js";
 import type { RenderedCheckRun } from "./render.js";
 import { renderCheckRun } from "./render.js";
 
 export interface SyncOptions {
   /** The least time between two writes to GitHub for one installation, across processes. (Default: 1000 ms) */
   writeIntervalMs?: number;
-  /**
-   * The longest a sync waits in its worker for its write slot; a later slot is kept and
-   * the task rescheduled to it, so that no lease runs out while waiting. (Default: a
-   * third of the runtime's lease, at most 10 s)
-   *
-   * A waiting sync holds one of the runtime's slots: the syncs of a busy installation,
-   * paced one write a second, can hold them all and delay steps (measured: run start →
-   * workflow dispatched 875 ms instead of 20–34 ms in `npm run bench workflows`). Waiting
-   * 100 ms at most fixes that, but the reschedule path then livelocks under load when a
-   * task comes back after its kept slot passed (a flaky CI run showed it): both need work.
-   */
-  maxSlotWaitMs?: number;
 }
 
 /** What the task's payload may carry between two claims. */
 interface SyncPayload {
-  /** A write slot this task has taken (ms since the epoch): use it rather than take another. */
+  /** A write slot this task has taken (ms since the epoch, the database's clock). */
   slotAt?: number;
+  /**
+   * The task's `attempts` when it was rescheduled to the slot: claimed again with the
+   * same count, no claim failed (or died) in between, so the slot is still unused.
+   */
+  slotAttempts?: number;
 }
 
 /** A run as it is now, and what its check run would show. */
@@ -85,7 +78,7 @@ export function syncCheckRunHandler(app: GitHubApp, options: SyncOptions = {}): 
   const intervalMs = options.writeIntervalMs ?? 1000;
   return async (ctx, task) => {
     const runId = task.runId;
-    let view = runId === undefined ? undefined : await readView(app, runId);
+    const view = runId === undefined ? undefined : await readView(app, runId);
     if (runId === undefined || view === undefined) {
       // The run is gone, or GitHub does not show it: nothing to do.
       await finishTask(ctx, task, async () => {});
@@ -97,47 +90,29 @@ export function syncCheckRunHandler(app: GitHubApp, options: SyncOptions = {}): 
     }
     const github = view.details.run.github as NonNullable<RunDetails["run"]["github"]>;
 
-    // Pacing: one write per slot per installation, across processes.
-    // The wait is the longer of the database's (immune to this host's clock skew) and the
-    // slot by this host's clock (immune to the query's latency): never early by either.
+    // Pacing: one write per slot per installation, across processes. A slot is used once,
+    // by the task that took it, at or after its time (the task is claimed by the
+    // database's clock, the slot's). A task back late for its slot keeps it and writes at
+    // once: taking a new one would push it behind every sync queued since, and under load
+    // it could come back late for that one too, and so on (a livelock). A slot that a
+    // failed or lost claim may have used is not reused: the task takes a new one.
     const payload = (task.payload ?? {}) as SyncPayload;
-    // A kept slot is ours until the next one begins; a task retried later (GitHub failed)
-    // has let it pass, and takes a new one.
-    let slotAt =
-      payload.slotAt !== undefined && payload.slotAt + intervalMs > Date.now()
-        ? payload.slotAt
-        : undefined;
-    let wait = slotAt !== undefined ? slotAt - Date.now() : 0;
-    if (slotAt === undefined) {
+    // Back for its slot (claimed at run_at = slotAt): the view above is read now, after it.
+    const kept = payload.slotAt !== undefined && payload.slotAttempts === task.attempts;
+    if (!kept) {
       const slot = await takeWriteSlot(app.store, github.installationId, intervalMs);
-      slotAt = slot.slotAt;
-      wait = Math.max(slot.waitMs, slot.slotAt - Date.now());
-    }
-    const maxWait = options.maxSlotWaitMs ?? Math.min(10_000, Math.floor(ctx.leaseMs / 3));
-    if (wait > maxWait) {
-      // Too far off to wait with the task's lease: keep the slot and come back for it.
-      const keep = Math.max(slotAt, Date.now() + wait);
-      await app.store.transaction((tx) =>
-        rescheduleTask(tx, { id: task.id, workerId: ctx.workerId }, new Date(keep), {
-          slotAt: keep,
-        }),
-      );
-      return;
-    }
-    while (wait > 0) {
-      await sleep(wait);
-      wait = slotAt - Date.now(); // a timer may fire a little early
-    }
-
-    // What changed while waiting is shown in the same write.
-    view = await readView(app, runId);
-    if (view === undefined) {
-      await finishTask(ctx, task, async () => {});
-      return;
-    }
-    if (isShown(view)) {
-      await finishSync(ctx, task, view, undefined);
-      return;
+      if (slot.waitMs > 0) {
+        // Come back for it: the task's run_at is the slot, and the worker is free meanwhile.
+        await app.store.transaction((tx) =>
+          rescheduleTask(tx, { id: task.id, workerId: ctx.workerId }, new Date(slot.slotAt), {
+            slotAt: slot.slotAt,
+            // rescheduleTask gives this claim back: the next one counts the same.
+            slotAttempts: task.attempts,
+          } satisfies SyncPayload),
+        );
+        return;
+      }
+      // The slot is now: this view is written at once.
     }
     const octokit = app.github.installation(github.installationId);
     let written: Written;

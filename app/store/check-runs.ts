@@ -2,8 +2,8 @@
  * The check-run writer's SQL: what each run's check run shows (github_check_runs) and the
  * pacing of writes per installation (github_write_pacing).
  */
-import type { Queryable, Transaction } from "../../store/database.js";
-import { CHANNELS } from "../../store/database.js";
+import type { Queryable, Transaction } from "./database.js";
+import { CHANNELS } from "./database.js";
 
 /** What GitHub shows of a run, as last stored. */
 export interface CheckRunRecord {
