@@ -63,7 +63,7 @@ function install(): void {
 function textOf(query: unknown): string {
   if (typeof query === "string") return query;
   if (typeof query === "object" && query !== null && "text" in query) {
-    const text = (query as { text: unknown }).text;
+    const text = query.text;
     if (typeof text === "string") return text;
   }
   return "";

@@ -47,8 +47,7 @@ export async function graphileDrain(
 async function drain(pgPool: pg.Pool, jobs: number, concurrency: number): Promise<DrainResult> {
   const counter = countQueries(GRAPHILE_APP);
   const show = async (name: string) =>
-    Object.values((await pgPool.query(`SHOW ${name}`)).rows[0] as Record<string, string>)[0] ??
-    "?";
+    Object.values((await pgPool.query(`SHOW ${name}`)).rows[0] as Record<string, string>)[0] ?? "?";
   const durability = {
     synchronousCommit: await show("synchronous_commit"),
     fsync: await show("fsync"),

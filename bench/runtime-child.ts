@@ -55,7 +55,7 @@ if (url === undefined || !process.send) {
   });
   const show = async (name: string) =>
     Object.values((await store.query(`SHOW ${name}`)).rows[0] ?? {})[0] as string;
-  void Promise.all([show("synchronous_commit"), show("fsync")]).then(
-    ([synchronousCommit, fsync]) => send({ type: "ready", durability: { synchronousCommit, fsync } }),
+  void Promise.all([show("synchronous_commit"), show("fsync")]).then(([synchronousCommit, fsync]) =>
+    send({ type: "ready", durability: { synchronousCommit, fsync } }),
   );
 }

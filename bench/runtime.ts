@@ -17,7 +17,6 @@
 import pg from "pg";
 import type { RunEvent } from "../app/engine/types.js";
 import { BatonService } from "../app/runtime/service.js";
-import type { Database } from "../app/store/database.js";
 import { openPostgres } from "../app/store/postgres.js";
 import type { BenchDatabase } from "./bench-database.js";
 import { settledCounters, sleep, waitFor, withBenchDatabase } from "./bench-database.js";
@@ -572,4 +571,3 @@ export async function benchCommits(sizes: Sizes): Promise<void> {
     ],
   );
 }
-
