@@ -73,7 +73,7 @@ export const FULL_SIZES: Sizes = {
   idleWindowMs: 5000,
   webhookDeliveries: 2000,
   triggerDeliveries: 100,
-  workflowRuns: 40,
+  workflowRuns: 20,
 };
 
 export const QUICK_SIZES: Sizes = {
