@@ -151,3 +151,26 @@ export async function waitFor(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * "PGlite (fsync=off)", "Postgres (synchronous_commit=on, fsync=on)": the store's
+ * durability as its own connection reads it, for the figures' labels (PGlite is opened
+ * by app/store/pglite.ts with PGlite's defaults, and those include fsync=off).
+ */
+export async function describeStore(store: Database): Promise<string> {
+  const show = async (name: string) =>
+    String(
+      Object.values((await store.query<Record<string, string>>(`SHOW ${name}`)).rows[0] ?? {})[0] ??
+        "?",
+    );
+  return store.kind === "pglite"
+    ? `PGlite (fsync=${await show("fsync")})`
+    : `Postgres (synchronous_commit=${await show("synchronous_commit")}, fsync=${await show("fsync")})`;
+}
+
+/** The short name of a store for a figure's id: "pglite_fsync_off", "postgres". */
+export function figureKey(description: string): string {
+  return description.startsWith("PGlite")
+    ? `pglite_fsync_${/fsync=(\w+)/.exec(description)?.[1] ?? "unknown"}`
+    : "postgres";
+}

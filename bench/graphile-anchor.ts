@@ -1,21 +1,31 @@
 /**
  * The anchor for step throughput: graphile-worker (a well-tuned Postgres job queue)
- * draining the same number of no-op jobs on the same Postgres, with the same concurrency.
- * Baton does more per step (an event history, a pure engine, projections), so matching it
- * is the aim, not a given.
+ * draining the same number of no-op jobs on the same Postgres, with the same concurrency,
+ * on a connection of the same durability (read back from its own pool). Baton does more
+ * per step (an event history, a pure engine, projections), so matching it is the aim, not
+ * a given. Its round trips are counted as Baton's are (counting-database.ts).
  */
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
 import pg from "pg";
+import type { QueryCounts } from "./counting-database.js";
+import { countQueries, diffCounts } from "./counting-database.js";
+import type { Durability } from "./runtime-child-protocol.js";
 
 // graphile-worker logs every job at info level; the benchmark prints its own table.
 const quietLogger = new Logger(() => () => {});
+
+export const GRAPHILE_APP = "baton-bench-graphile";
 
 export interface DrainResult {
   jobs: number;
   ms: number;
   perSecond: number;
+  /** What the worker sent while it drained (not the enqueueing). */
+  counts: QueryCounts;
+  durability: Durability;
 }
 
+/** `connectionString` must carry `application_name=GRAPHILE_APP` (its round trips are counted by it). */
 export async function graphileDrain(
   connectionString: string,
   jobs: number,
@@ -35,6 +45,13 @@ export async function graphileDrain(
 }
 
 async function drain(pgPool: pg.Pool, jobs: number, concurrency: number): Promise<DrainResult> {
+  const counter = countQueries(GRAPHILE_APP);
+  const show = async (name: string) =>
+    Object.values((await pgPool.query(`SHOW ${name}`)).rows[0] as Record<string, string>)[0] ?? "?";
+  const durability = {
+    synchronousCommit: await show("synchronous_commit"),
+    fsync: await show("fsync"),
+  };
   await runMigrations({ pgPool, logger: quietLogger });
   const utils = await makeWorkerUtils({ pgPool, logger: quietLogger });
   try {
@@ -51,6 +68,7 @@ async function drain(pgPool: pg.Pool, jobs: number, concurrency: number): Promis
   let done = 0;
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => (finish = resolve));
+  const before = counter.snapshot();
   const started = performance.now();
   const runner = await run({
     pgPool,
@@ -69,5 +87,11 @@ async function drain(pgPool: pg.Pool, jobs: number, concurrency: number): Promis
   await finished;
   const ms = performance.now() - started;
   await runner.stop();
-  return { jobs, ms, perSecond: (jobs / ms) * 1000 };
+  return {
+    jobs,
+    ms,
+    perSecond: (jobs / ms) * 1000,
+    counts: diffCounts(counter.snapshot(), before),
+    durability,
+  };
 }

@@ -6,6 +6,7 @@
  */
 import { LineCounter, parseDocument, stringify } from "yaml";
 import { parseFlow } from "../flows-schema/index.js";
+import { say } from "./table.js";
 
 const FILES = 1_000;
 const ROUNDS = 7;
@@ -184,7 +185,7 @@ export async function benchValidate(): Promise<void> {
     ["parseFlow per file", `${((flowMs * 1000) / FILES).toFixed(0)} µs`],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
-  process.stdout.write(`validate: median of ${ROUNDS} rounds after a warm-up\n`);
-  for (const [label, value] of rows) process.stdout.write(`  ${label.padEnd(width)}  ${value}\n`);
+  say(`\nvalidate: median of ${ROUNDS} rounds after a warm-up\n`);
+  for (const [label, value] of rows) say(`  ${label.padEnd(width)}  ${value}\n`);
   await Promise.resolve();
 }

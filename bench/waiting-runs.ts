@@ -1,94 +1,40 @@
 /**
  * (d) Many runs waiting on a signal: the runtime's resident memory, and proof that it does
- * not poll while nothing happens. The runtime runs in a child process (waiting-runs-child.ts)
+ * not poll while nothing happens. The runtime runs in a child process (runtime-child.ts)
  * so that its memory is not mixed with the benchmark's (which creates the runs).
  *
  * Each run is one step waiting for the signal `go`: the decision that creates the run parks
  * it at once (step.waiting, plus a timer task for the run's 30-day timeout), and the
  * runtime is notified of each new task as in production. Once all wait, and after
  * a quiet spell long enough for Postgres to report every backend's statistics (an idle
- * backend may hold them for up to 10 s), an idle window is watched three ways: the queries
- * the runtime's store saw (client side), the commits of the bench database
+ * backend may hold them for up to 10 s), an idle window is watched three ways: the round trips
+ * the runtime sent (counted in `pg`, counting-database.ts), the commits of the bench database
  * (pg_stat_database) and the runtime's connections' last activity (pg_stat_activity, which
  * is live). Finally a few runs are signalled and must finish.
  */
-import type { ChildProcess } from "node:child_process";
-import { fork } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { BatonService } from "../app/runtime/service.js";
 import { openPostgres } from "../app/store/postgres.js";
 import type { BenchDatabase } from "./bench-database.js";
 import { readCounters, sleep, waitFor, withAdmin, withBenchDatabase } from "./bench-database.js";
 import { createRuns, waitingFlow } from "./bench-flows.js";
-import { commitsOf, diffCounts } from "./counting-database.js";
+import { diffCounts } from "./counting-database.js";
+import { RuntimeChild } from "./runtime-process.js";
 import type { Sizes } from "./runtime.js";
-import type { ChildMessage, ParentMessage, Sample } from "./waiting-runs-protocol.js";
-import { fmt, printTable } from "./table.js";
+import { figure, fmt, printTable } from "./table.js";
 
-const CHILD = fileURLToPath(new URL("./waiting-runs-child.js", import.meta.url));
 const RUNTIME_APP = "baton-bench-runtime";
 /** Longer than Postgres's PGSTAT_IDLE_INTERVAL (10 s): every backend has reported by then. */
 const QUIET_MS = 11_000;
 const SIGNALLED = 5;
-
-class Child {
-  readonly #process: ChildProcess;
-  #waiters: ((message: ChildMessage) => void)[] = [];
-  readonly exited: Promise<number | null>;
-
-  constructor(url: string, concurrency: number) {
-    this.#process = fork(CHILD, [], {
-      env: { ...process.env, BENCH_DATABASE_URL: url, BENCH_CONCURRENCY: String(concurrency) },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    this.#process.on("message", (message: ChildMessage) => {
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const waiter of waiters) waiter(message);
-    });
-    this.exited = new Promise((resolve) => this.#process.once("exit", (code) => resolve(code)));
-  }
-
-  next(type: ChildMessage["type"]): Promise<ChildMessage> {
-    return new Promise((resolve, reject) => {
-      const onMessage = (message: ChildMessage) => {
-        if (message.type === type) resolve(message);
-        else this.#waiters.push(onMessage);
-      };
-      this.#waiters.push(onMessage);
-      void this.exited.then((code) =>
-        reject(new Error(`the runtime child exited (code ${code}) before "${type}"`)),
-      );
-    });
-  }
-
-  async sample(): Promise<Sample> {
-    const answer = this.next("sample");
-    this.#send({ type: "sample" });
-    return (await answer) as Sample;
-  }
-
-  async stop(): Promise<void> {
-    if (this.#process.exitCode !== null || this.#process.signalCode !== null) return;
-    this.#send({ type: "stop" });
-    const timer = setTimeout(() => this.#process.kill("SIGKILL"), 15_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  #send(message: ParentMessage): void {
-    this.#process.send(message);
-  }
-}
 
 export async function benchWaitingRuns(sizes: Sizes): Promise<void> {
   await withBenchDatabase({}, (bench) => measure(bench, sizes));
 }
 
 async function measure(bench: BenchDatabase, sizes: Sizes): Promise<void> {
-  const child = new Child(bench.urlFor(RUNTIME_APP), sizes.concurrency);
+  const { child } = await RuntimeChild.fork(bench.urlFor(RUNTIME_APP), sizes.concurrency);
   try {
-    await child.next("ready");
+    await child.start();
     await sleep(500);
     const empty = await child.sample();
 
@@ -134,7 +80,7 @@ async function measure(bench: BenchDatabase, sizes: Sizes): Promise<void> {
     });
     const after = await child.sample();
     const inWindow = diffCounts(after.counts, before.counts);
-    const queries = commitsOf(inWindow);
+    const queries = inWindow.roundTrips;
     const cpuMs = (after.cpuMicros - before.cpuMicros) / 1000;
 
     // Sanity: signalled runs finish.
@@ -159,19 +105,34 @@ async function measure(bench: BenchDatabase, sizes: Sizes): Promise<void> {
         {
           label: "runtime child RSS, all runs waiting",
           value: fmt.mb(after.rss),
-          aim: { text: "< 200 MB", met: after.rss < 200 * 1024 * 1024 },
+          figure: figure({
+            figure: `memory.rss_mb.${sizes.waitingRuns}_waiting_runs`,
+            baton: after.rss / 1024 / 1024,
+            unit: "MB",
+            aim: { of: "baton", op: "<", value: 200 },
+          }),
         },
         { label: "  (heap used)", value: fmt.mb(after.heapUsed) },
         { label: "runtime child RSS before any run", value: fmt.mb(empty.rss) },
         {
-          label: `queries by the runtime in ${seconds} s idle (client side)`,
+          label: `round trips by the runtime in ${seconds} s idle (counted in pg)`,
           value: String(queries),
-          aim: { text: "~0 (no busy polling)", met: queries <= 2 },
+          figure: figure({
+            figure: `memory.idle_round_trips_in_${seconds}s`,
+            baton: queries,
+            unit: "round trips",
+            aim: { of: "baton", op: "<=", value: 2 },
+          }),
         },
         {
           label: `commits on the bench database in ${seconds} s idle (server)`,
           value: String(window.commits),
-          aim: { text: "~0", met: window.commits <= 2 },
+          figure: figure({
+            figure: `memory.idle_server_commits_in_${seconds}s`,
+            baton: window.commits,
+            unit: "commits",
+            aim: { of: "baton", op: "<=", value: 2 },
+          }),
         },
         {
           label: `runtime connections active during the window (of ${window.connections})`,
@@ -180,7 +141,12 @@ async function measure(bench: BenchDatabase, sizes: Sizes): Promise<void> {
         {
           label: `runtime CPU time in ${seconds} s idle`,
           value: fmt.ms(cpuMs),
-          aim: { text: "~0", met: cpuMs < 50 * seconds },
+          figure: figure({
+            figure: `memory.idle_cpu_ms_in_${seconds}s`,
+            baton: cpuMs,
+            unit: "ms",
+            aim: { of: "baton", op: "<", value: 50 * seconds },
+          }),
         },
         {
           label: `created ${fmt.int(sizes.waitingRuns)} runs / all waiting after`,
@@ -189,7 +155,12 @@ async function measure(bench: BenchDatabase, sizes: Sizes): Promise<void> {
         {
           label: `signalled ${SIGNALLED} runs with go: finished`,
           value: `${finished} of ${SIGNALLED}`,
-          aim: { text: `${SIGNALLED}`, met: finished === SIGNALLED },
+          figure: figure({
+            figure: "memory.signalled_runs_finished",
+            baton: finished,
+            unit: "runs",
+            aim: { of: "baton", op: ">=", value: SIGNALLED },
+          }),
         },
       ],
       [

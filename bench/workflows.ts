@@ -9,20 +9,32 @@
  *   delivery stored, processed, the attempt finished and the run decided). Anchor: the same
  *   delivery path for a `workflow_run` that is not Baton's (a push-started run: dropped).
  *
- * Runs go one at a time, 20 ms apart; the first WARM_UP are not counted.
+ * Runs go one at a time, 20 ms apart; the first WARM_UP are not counted. All along, the
+ * same installation's check runs are kept busy, as on a busy repository: BUSY_RUNS runs of
+ * another flow of the same repository each get a signal in turn every BUSY_EVERY_MS (each
+ * completes one of their steps, so each changes their check run), more changes than the
+ * installation's one write a second can show, so that check-run syncs are always waiting
+ * for their pacing slot while dispatches are measured. The table says how many check-run
+ * writes GitHub saw meanwhile (paced: about one a second).
+ *
+ * The app runs in this process (it needs the fake GitHub's clock and state); the dispatch
+ * is seen in the fake's memory, not through the app's database.
  */
 import { startAppAgainst } from "../test/fake-github/start-app-against.js";
 import type { Database } from "../app/store/database.js";
-import { openPostgres } from "../app/store/postgres.js";
 import { FakeGitHub } from "../test/fake-github/server.js";
 import { patchPayload, sendWebhook, webhookExample } from "../test/fake-github/webhooks.js";
-import { withBenchDatabase } from "./bench-database.js";
+import type { BatonService } from "../app/runtime/service.js";
+import { figureKey } from "./bench-database.js";
 import type { Sizes } from "./runtime.js";
-import { printTable } from "./table.js";
+import { figure, fmt, printTable } from "./table.js";
 import type { Latency } from "./webhooks.js";
-import { latencyOf, pair, waitFor, withPglite } from "./webhooks.js";
+import { latencyOf, onBoth, pair, waitFor } from "./webhooks.js";
 
-const WARM_UP = 10;
+const WARM_UP = 5;
+const BUSY_RUNS = 6;
+const BUSY_STEPS = 100;
+const BUSY_EVERY_MS = 100;
 const SECRET = "bench secret";
 
 const FLOW = `on: { manual: {} }
@@ -31,6 +43,10 @@ steps:
     workflow: build.yml
     with: { sha: "\${{ run.sha }}" }
 `;
+/** Steps that each wait for their own signal: every signal changes the run and its check run. */
+const BUSY_FLOW = `on: { manual: {} }
+steps:
+${Array.from({ length: BUSY_STEPS }, (_, i) => `  s${i}:\n    wait: { signal: s${i} }\n`).join("")}`;
 const WORKFLOW = `name: Build
 run-name: "Build \${{ inputs.baton }}"
 on:
@@ -46,43 +62,89 @@ interface Figures {
   dispatch: Latency;
   foreign: Latency;
   completion: Latency;
+  /** Check-run writes GitHub saw while the runs were measured, and over how long. */
+  checkRunWrites: number;
+  seconds: number;
+  /** Signals sent to the busy runs meanwhile (each one a change of a check run). */
+  busyChanges: number;
 }
 
 export async function benchWorkflowSteps(sizes: Sizes): Promise<void> {
-  const count = sizes.triggerDeliveries;
-  const pglite = await withPglite((store) => measure(store, count));
-  const postgres = await withBenchDatabase({}, async (bench) => {
-    const store = openPostgres({ connectionString: bench.url, max: 10 });
-    try {
-      return await measure(store, count);
-    } finally {
-      await store.close();
-    }
-  });
-  const rows = (name: string, f: Figures) => [
+  const count = sizes.workflowRuns;
+  const { pglite, postgres } = await onBoth((store) => measure(store, count));
+  const rows = (f: Figures & { database: string }) => [
     {
-      label: `anchor: a dispatch's 3 GitHub requests, direct (${name}), p50 / p99`,
+      label: `anchor: a dispatch's 3 GitHub requests, direct (${f.database}), p50 / p99`,
       value: pair(f.directCalls),
     },
-    { label: `run start → workflow dispatched on ${name}, p50 / p99`, value: pair(f.dispatch) },
     {
-      label: `anchor: a workflow_run not Baton's, sent → dropped (${name}), p50 / p99`,
+      label: `run start → workflow dispatched on ${f.database}, p50 / p99`,
+      value: pair(f.dispatch),
+      figure: figure({
+        figure: `workflows.dispatch_p50_ms.${figureKey(f.database)}`,
+        baton: f.dispatch.p50,
+        anchor: f.directCalls.p50,
+        unit: "ms",
+        aim: { of: "baton", op: "<", value: 30 },
+      }),
+    },
+    {
+      label: `  meanwhile: check-run writes to GitHub / busy-run changes`,
+      value: `${f.checkRunWrites} in ${fmt.fixed(f.seconds)} s / ${f.busyChanges}`,
+    },
+    {
+      label: `anchor: a workflow_run not Baton's, sent → dropped (${f.database}), p50 / p99`,
       value: pair(f.foreign),
     },
     {
-      label: `workflow_run.completed → run succeeded on ${name}, p50 / p99`,
+      label: `workflow_run.completed → run succeeded on ${f.database}, p50 / p99`,
       value: pair(f.completion),
     },
   ];
-  printTable(`Workflow steps on Actions: ${count} runs of one workflow step, one at a time`, [
-    ...rows("PGlite", pglite),
-    ...rows("Postgres", postgres),
-  ]);
+  printTable(
+    `Workflow steps on Actions: ${count} runs of one workflow step, one at a time, while ${BUSY_RUNS} other runs of the installation change every ${BUSY_EVERY_MS * BUSY_RUNS} ms`,
+    [...rows(pglite), ...rows(postgres)],
+    [
+      "Check-run writes are paced at one a second per installation: the busy runs ask for more",
+      "than that, so syncs wait for their slot all along; a dispatch must not wait behind them.",
+    ],
+  );
+}
+
+/** Signal the busy runs in turn until `stop`; a run whose steps are all done is replaced. */
+function keepBusy(
+  service: BatonService,
+  start: () => Promise<string>,
+): { stop(): Promise<number> } {
+  let stopped = false;
+  let changes = 0;
+  const loop = (async () => {
+    const runs = await Promise.all(Array.from({ length: BUSY_RUNS }, start));
+    const next = runs.map(() => 0);
+    for (let i = 0; !stopped; i = (i + 1) % BUSY_RUNS) {
+      if ((next[i] ?? 0) >= BUSY_STEPS) {
+        runs[i] = await start();
+        next[i] = 0;
+      }
+      await service.signal(runs[i] as string, `s${next[i] ?? 0}`, {}, "bench");
+      next[i] = (next[i] ?? 0) + 1;
+      changes += 1;
+      await new Promise((resolve) => setTimeout(resolve, BUSY_EVERY_MS));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return changes;
+    },
+  };
 }
 
 async function measure(store: Database, count: number): Promise<Figures> {
   const fake = await FakeGitHub.start({ secondaryRateLimit: { perMinute: 1_000_000 } });
   const running = await startAppAgainst(fake, store, { secret: SECRET });
+  let busy: { stop(): Promise<number> } | undefined;
   try {
     await fake.install({
       installationId: 1,
@@ -90,16 +152,34 @@ async function measure(store: Database, count: number): Promise<Figures> {
       repositories: [
         {
           name: "widgets",
-          files: { ".github/flows/bench.yml": FLOW, ".github/workflows/build.yml": WORKFLOW },
+          files: {
+            ".github/flows/bench.yml": FLOW,
+            ".github/flows/busy.yml": BUSY_FLOW,
+            ".github/workflows/build.yml": WORKFLOW,
+          },
         },
       ],
     });
-    const version = await waitFor(async () => {
-      const live = await store.query<{ version_id: string | null }>(
-        "SELECT version_id FROM live_flows WHERE repository = 'acme/widgets' AND flow = 'bench'",
-      );
-      return live.rows[0]?.version_id ?? undefined;
+    const liveVersion = (flow: string) =>
+      waitFor(async () => {
+        const live = await store.query<{ version_id: string | null }>(
+          "SELECT version_id FROM live_flows WHERE repository = 'acme/widgets' AND flow = $1",
+          [flow],
+        );
+        return live.rows[0]?.version_id ?? undefined;
+      });
+    const version = await liveVersion("bench");
+    const busyVersion = await liveVersion("busy");
+    const service = running.app.service;
+    busy = keepBusy(service, async () => {
+      const started = await service.startRun({
+        flowFile: { versionId: busyVersion },
+        actor: "bench",
+        github: { installationId: 1, headSha: fake.head("acme/widgets") },
+      });
+      return started.runId;
     });
+    let measuredFrom = Number.NaN;
     const octokit = running.app.github.installation(1);
     const directCalls: number[] = [];
     const dispatch: number[] = [];
@@ -107,6 +187,7 @@ async function measure(store: Database, count: number): Promise<Figures> {
     const foreign: number[] = [];
     const pause = () => new Promise((resolve) => setTimeout(resolve, 20));
     for (let i = 0; i < count + WARM_UP; i++) {
+      if (i === WARM_UP) measuredFrom = Date.now();
       const head = fake.head("acme/widgets");
       const direct = performance.now();
       await octokit.request("GET /repos/{owner}/{repo}", { owner: "acme", repo: "widgets" });
@@ -185,13 +266,27 @@ async function measure(store: Database, count: number): Promise<Figures> {
       if (i >= WARM_UP) completion.push(performance.now() - completedAt);
       await pause();
     }
+    const measuredTo = Date.now();
+    const busyChanges = await busy.stop();
+    busy = undefined;
+    const checkRunWrites = fake.writes.filter(
+      (w) =>
+        w.installationId === 1 &&
+        w.path.includes("/check-runs") &&
+        w.at >= measuredFrom &&
+        w.at <= measuredTo,
+    ).length;
     return {
+      checkRunWrites,
+      seconds: (measuredTo - measuredFrom) / 1000,
+      busyChanges,
       directCalls: latencyOf(directCalls),
       dispatch: latencyOf(dispatch),
       foreign: latencyOf(foreign),
       completion: latencyOf(completion),
     };
   } finally {
+    await busy?.stop().catch(() => 0);
     await running.stop();
     await fake.stop();
   }
