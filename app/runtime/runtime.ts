@@ -64,10 +64,8 @@ export interface RuntimeOptions {
    * `finishTask`, or pass the task on with `next`. (Default: the local handlers)
    */
   handlers?: Partial<Record<TaskKind, TaskHandler>> & Record<string, TaskHandler>;
-<<<<<<< HEAD
   /** The door into runs, shared with a `BatonService` (one flow cache). (Default: a new one) */
   door?: RunDoor;
-=======
   /**
    * Lanes beside the main one, each with its own slots and claim loop for its task kinds,
    * e.g. the GitHub app's writes (check-run syncs, outbox requests), which wait on
@@ -86,7 +84,6 @@ export interface RuntimeLane {
   kinds: readonly string[];
   /** How many of its tasks this process handles at once. */
   concurrency: number;
->>>>>>> i13/lane
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { RunningApp } from "../../app/github/start-app.js";
+import type { RunningApp } from "../../app/server/start-app.js";
 import type { Run } from "../../app/store/model.js";
 import { getFlowVersion } from "../../app/store/flow-versions.js";
 import { startAppAgainst } from "../fake-github/start-app-against.js";
