@@ -6,7 +6,7 @@
  */
 import type { ApproverFacts } from "../engine/types.js";
 import { ServiceClient } from "../http/service-client.js";
-import { BatonService } from "../runtime/service.js";
+import { BatonService } from "../runtime/index.js";
 import type { Database } from "../store/database.js";
 
 const LOCAL_FACTS: ApproverFacts = { permission: "admin", teams: [], codeowner: false };

@@ -13,9 +13,7 @@
  * in app/github/outbox.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { BatonService } from "../runtime/service.js";
-import type { Logger } from "../runtime/log.js";
-import type { TaskHandler } from "../runtime/runtime.js";
+import type { BatonService, Logger, TaskHandler } from "../runtime/index.js";
 import type { Database, Transaction } from "../store/database.js";
 import type { Delivery } from "../store/deliveries.js";
 import type { GitHubClient } from "./github-client.js";

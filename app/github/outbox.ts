@@ -8,9 +8,7 @@
  * the same request cannot succeed, so it is logged and dropped.
  */
 import type { Json } from "../engine/types.js";
-import type { TaskHandler } from "../runtime/runtime.js";
-import { finishTask } from "../runtime/task-context.js";
-import { SYNC_CHECK_RUN } from "../runtime/task-kinds.js";
+import { finishTask, SYNC_CHECK_RUN, type TaskHandler } from "../runtime/index.js";
 import type { Transaction } from "../store/database.js";
 import { enqueueTasks } from "../store/tasks.js";
 import type { GitHubApp } from "./github-app.js";

@@ -18,8 +18,7 @@
  */
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import type { Logger } from "../runtime/log.js";
-import { stderrLogger } from "../runtime/log.js";
+import { type Logger, stderrLogger } from "../runtime/index.js";
 import type { Database, Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import type { Delivery } from "../store/deliveries.js";

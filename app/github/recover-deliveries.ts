@@ -15,7 +15,7 @@
  * late), or an hour before the oldest redelivery still being retried was asked for (its
  * newest attempt is listed from then on), whichever is older.
  */
-import type { Logger } from "../runtime/log.js";
+import type { Logger } from "../runtime/index.js";
 import type { Database } from "../store/database.js";
 import {
   guidsToRequest,

@@ -28,8 +28,7 @@
  * Probot's Context and authenticated Octokit.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Logger } from "../runtime/log.js";
-import { stderrLogger } from "../runtime/log.js";
+import { type Logger, stderrLogger } from "../runtime/index.js";
 import type { Database, Queryable } from "../store/database.js";
 import { pgErrorCode } from "../store/database.js";
 import type { NewDelivery } from "../store/deliveries.js";

@@ -16,7 +16,7 @@ import {
   RunNotFoundError,
   StepNotFoundError,
   StepNotWaitingError,
-} from "../runtime/errors.js";
+} from "../runtime/index.js";
 import { ApiError } from "./api.js";
 import {
   AuthenticationError,

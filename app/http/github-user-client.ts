@@ -24,9 +24,8 @@
 import type { ApproverFacts } from "../engine/types.js";
 import type { Permission } from "../github/permissions.js";
 import { hasPermission } from "../github/permissions.js";
-import type { BatonService } from "../runtime/service.js";
+import { type BatonService, RunNotFoundError } from "../runtime/index.js";
 import type { Database } from "../store/database.js";
-import { RunNotFoundError } from "../runtime/errors.js";
 import type { Run } from "../store/model.js";
 import type { WorkflowIdentity } from "./actions-oidc.js";
 import { ApiError } from "./api.js";

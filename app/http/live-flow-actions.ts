@@ -5,7 +5,7 @@
  */
 import type { Json } from "../engine/types.js";
 import { webhookSecret } from "../github/triggers/webhook-secrets.js";
-import type { BatonService } from "../runtime/service.js";
+import type { BatonService } from "../runtime/index.js";
 import type { Database } from "../store/database.js";
 import { getFlowVersion } from "../store/flow-versions.js";
 import type { FlowVersion } from "../store/model.js";

@@ -6,8 +6,7 @@
  */
 import type { ApproverFacts, Json } from "../engine/types.js";
 import type { Permission } from "../github/permissions.js";
-import type { BatonService } from "../runtime/service.js";
-import { AmbiguousRunRefError, RunNotFoundError } from "../runtime/errors.js";
+import { AmbiguousRunRefError, type BatonService, RunNotFoundError } from "../runtime/index.js";
 import type { Database } from "../store/database.js";
 import type { Run } from "../store/model.js";
 import { listRuns } from "../store/runs.js";

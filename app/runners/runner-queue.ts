@@ -16,14 +16,16 @@
  */
 import type { Compensate, ExecuteStep, Json } from "../engine/types.js";
 import type { StepOutcome } from "../runner/executor.js";
-import type { RunDoor, TaskContext, TaskHandler } from "../runtime/index.js";
 import {
   compensatedAttempt,
   compensationRunning,
   doorOf,
   executeTaskCurrent,
   finishTask,
+  type RunDoor,
   scheduleTasks,
+  type TaskContext,
+  type TaskHandler,
 } from "../runtime/index.js";
 import type { Transaction } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";

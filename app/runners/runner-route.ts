@@ -23,8 +23,13 @@ import { errorStatus } from "../http/error-status.js";
 import { readJsonObject, sendJson } from "../http/json-io.js";
 import type { Json } from "../engine/types.js";
 import type { StepOutcome } from "../runner/executor.js";
-import type { Logger } from "../runtime/index.js";
-import { dropTasks, LOG_CHUNK_BYTES, RunDoor, rescheduleTasks } from "../runtime/index.js";
+import {
+  dropTasks,
+  LOG_CHUNK_BYTES,
+  type Logger,
+  rescheduleTasks,
+  RunDoor,
+} from "../runtime/index.js";
 import type { Database } from "../store/database.js";
 import { CHANNELS } from "../store/database.js";
 import type { Run } from "../store/model.js";

@@ -27,7 +27,7 @@ import { loadEvents, recordDecision } from "../store/events.js";
 import type { FlowVersion, Run } from "../store/model.js";
 import type { DbTask } from "../store/rows.js";
 import { lockRun, lockRunCompletingTask } from "../store/runs.js";
-import { deletePendingTimers, prepareEnqueue } from "../store/tasks.js";
+import { deletePendingTimers, insertPrepared, prepareEnqueue } from "../store/tasks.js";
 import { LeaseLostError, RunNotFoundError } from "./errors.js";
 import type { FlowCache } from "./flow-cache.js";
 import type { Handoff } from "./task-context.js";
@@ -142,7 +142,7 @@ export async function advanceRun(
     // database a transaction); PGlite's notifications are in-process and free.
     if (recorded.watched || tx.kind !== "postgres") await tx.notify(CHANNELS.runs, runId);
   } else if (tasks.length > 0) {
-    inserted = (await tx.query<DbTask>(enqueue.insert(1), enqueue.params)).rows;
+    inserted = await insertPrepared(tx, enqueue);
   }
   const { claimed } = await enqueue.finish(tx, inserted);
   if (handoff?.events) {

@@ -5,7 +5,7 @@
  * and the errors they throw.
  */
 export { startRuntime, layerHandlers, DEFAULT_EXECUTORS } from "./runtime.js";
-export type { Runtime, RuntimeOptions, TaskHandler } from "./runtime.js";
+export type { Runtime, RuntimeLane, RuntimeOptions, TaskHandler } from "./runtime.js";
 export { BatonService, waitsForPeople } from "./service.js";
 export type { RunDetails, StartRunRequest, StartedRun, WaitOptions } from "./service.js";
 export { RunDoor, attemptIsCurrent, attemptKey, doorOf, parseAttemptKey } from "./run-door.js";
@@ -30,6 +30,6 @@ export { sha256 } from "./content-hash.js";
 export * from "./errors.js";
 export { finishTask } from "./task-context.js";
 export type { Executors, Handoff, TaskContext } from "./task-context.js";
-export { TASK_KINDS, SYNC_CHECK_RUN, type TaskKind } from "./task-kinds.js";
+export { TASK_KINDS, SYNC_CHECK_RUN, syncCheckRunTask, type TaskKind } from "./task-kinds.js";
 export { LOG_CHUNK_BYTES } from "./step-log-writer.js";
 export { silentLogger, stderrLogger, type Logger } from "./log.js";

@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { run as runProbotSetup } from "probot";
-import { stderrLogger } from "../runtime/log.js";
+import { stderrLogger } from "../runtime/index.js";
 import { openDatabase } from "../store/open-database.js";
 import { readAppConfig } from "../github/app-config.js";
 import { createGitHubClient } from "../github/github-client.js";

@@ -9,14 +9,19 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { layerHandlers, startRuntime, type Runtime, type TaskHandler } from "../runtime/runtime.js";
+import {
+  BatonService,
+  type Executors,
+  layerHandlers,
+  type Logger,
+  type Runtime,
+  startRuntime,
+  subRunTask,
+  type TaskHandler,
+} from "../runtime/index.js";
 import type { Executor } from "../runner/executor.js";
 import { refusing } from "../runner/executor.js";
-import type { Executors } from "../runtime/task-context.js";
-import { BatonService } from "../runtime/service.js";
-import { subRunTask } from "../runtime/index.js";
 import { repositorySubFlows } from "../github/flows/sub-flows.js";
-import type { Logger } from "../runtime/log.js";
 import type { Database } from "../store/database.js";
 import type { BackgroundJob, GitHubApp, GitHubAppPart } from "../github/github-app.js";
 import { combineEventHandlers } from "../github/github-app.js";

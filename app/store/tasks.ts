@@ -114,6 +114,11 @@ export function prepareEnqueue(
   };
 }
 
+/** Run a prepared enqueue's INSERT on its own (no decision to embed it in): the rows it inserted. */
+export async function insertPrepared(tx: Queryable, enqueue: PreparedEnqueue): Promise<DbTask[]> {
+  return (await tx.query<DbTask>(enqueue.insert(1), enqueue.params)).rows;
+}
+
 export interface ClaimOptions {
   workerId: string;
   /** At most this many tasks. */

@@ -15,8 +15,7 @@
  */
 import type { ApprovalSpec } from "../../../flows-schema/schema.js";
 import type { RequestApproval, RunEvent } from "../../engine/types.js";
-import type { TaskHandler } from "../../runtime/index.js";
-import { finishTask } from "../../runtime/index.js";
+import { finishTask, type TaskHandler } from "../../runtime/index.js";
 import { loadEvents } from "../../store/events.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
 import { getRunById } from "../../store/runs.js";

@@ -5,8 +5,12 @@
  */
 import type { ApprovalSpec } from "../../../flows-schema/schema.js";
 import type { ApprovalEvaluated, ApprovalVia, ApproverFacts } from "../../engine/types.js";
-import type { Withdrawal } from "../../runtime/index.js";
-import { RunFinishedError, StepNotFoundError, StepNotWaitingError } from "../../runtime/index.js";
+import {
+  RunFinishedError,
+  StepNotFoundError,
+  StepNotWaitingError,
+  type Withdrawal,
+} from "../../runtime/index.js";
 import type { Transaction } from "../../store/database.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
 import type { GitHubApp } from "../github-app.js";

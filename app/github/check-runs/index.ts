@@ -3,7 +3,7 @@
  * check run `baton / <flow>` on the run's commit, kept up to date by the `sync-check-run`
  * task, with buttons whose clicks are checked against GitHub.
  */
-import { SYNC_CHECK_RUN } from "../../runtime/task-kinds.js";
+import { SYNC_CHECK_RUN } from "../../runtime/index.js";
 import type { GitHubApp, GitHubAppPart } from "../github-app.js";
 import { handleRequestedAction } from "./requested-action.js";
 import type { SyncOptions } from "./sync-check-run.js";

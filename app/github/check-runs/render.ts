@@ -16,8 +16,7 @@
  * comments, logins, input values) is escaped for Markdown tables and bounded in length.
  */
 import type { ApprovalSubmitted, RunEvent, RunState, StepState } from "../../engine/types.js";
-import type { RunDetails } from "../../runtime/service.js";
-import { waitsForPeople } from "../../runtime/service.js";
+import { type RunDetails, waitsForPeople } from "../../runtime/index.js";
 
 /** GitHub's limits on one check run request. */
 export const CHECK_RUN_LIMITS = {

@@ -20,8 +20,8 @@ import {
   RunNotFinishedError,
   StepNotFoundError,
   StepNotWaitingError,
-} from "../../runtime/errors.js";
-import { syncCheckRunTask } from "../../runtime/task-kinds.js";
+  syncCheckRunTask,
+} from "../../runtime/index.js";
 import type { Transaction } from "../../store/database.js";
 import { getFlowVersion } from "../../store/flow-versions.js";
 import { getRunById } from "../../store/runs.js";

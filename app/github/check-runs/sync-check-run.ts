@@ -26,13 +26,16 @@
  * (logged, the task dropped: the same request would be refused again); anything else is
  * thrown and the runtime retries with backoff.
  */
-import type { TaskHandler } from "../../runtime/runtime.js";
-import { LeaseLostError, RunNotFoundError } from "../../runtime/errors.js";
-import type { RunDetails } from "../../runtime/service.js";
-import type { TaskContext } from "../../runtime/task-context.js";
-import { finishTask } from "../../runtime/task-context.js";
-import { syncCheckRunTask as newSyncCheckRunTask } from "../../runtime/task-kinds.js";
-import { sha256 } from "../../runtime/content-hash.js";
+import {
+  finishTask,
+  LeaseLostError,
+  type RunDetails,
+  RunNotFoundError,
+  sha256,
+  syncCheckRunTask as newSyncCheckRunTask,
+  type TaskContext,
+  type TaskHandler,
+} from "../../runtime/index.js";
 import type { Task } from "../../store/model.js";
 import { completeTask, enqueueTasks } from "../../store/tasks.js";
 import type { GitHubApp } from "../github-app.js";

@@ -11,8 +11,7 @@
  * PATCH per further batch.
  */
 import type { Json } from "../../engine/types.js";
-import type { TaskHandler } from "../../runtime/index.js";
-import { finishTask } from "../../runtime/index.js";
+import { finishTask, type TaskHandler } from "../../runtime/index.js";
 import type { NewTask } from "../../store/model.js";
 import type { GitHubApp } from "../github-app.js";
 import { isFinalRefusal } from "../outbox.js";

@@ -18,7 +18,7 @@ import {
   ConcurrencyGroupError,
   ConcurrencyRejectedError,
   InvalidInputsError,
-} from "../../runtime/errors.js";
+} from "../../runtime/index.js";
 import type { Transaction } from "../../store/database.js";
 import type { Json } from "../../engine/types.js";
 import type { SenderPolicy } from "./github-event-trigger.js";

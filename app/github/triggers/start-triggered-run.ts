@@ -5,7 +5,7 @@
  * a savepoint, rolled back to on failure, and the failure is returned to the caller, who
  * logs it or answers with it.
  */
-import type { StartRunRequest, StartedRun } from "../../runtime/service.js";
+import type { StartRunRequest, StartedRun } from "../../runtime/index.js";
 import type { Transaction } from "../../store/database.js";
 import { underSavepoint } from "../../store/savepoint.js";
 import type { GitHubApp } from "../github-app.js";

@@ -35,7 +35,7 @@ import {
   ConcurrencyGroupError,
   ConcurrencyRejectedError,
   InvalidInputsError,
-} from "../../runtime/errors.js";
+} from "../../runtime/index.js";
 import type { GitHubApp, HttpRoute } from "../github-app.js";
 import { errorMessage } from "./start-triggered-run.js";
 import {

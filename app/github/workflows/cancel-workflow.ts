@@ -6,8 +6,7 @@
  * 204 fallback) is cancelled when its first event ties it to the dispatch.
  */
 import type { CancelStep } from "../../engine/types.js";
-import type { TaskHandler } from "../../runtime/index.js";
-import { finishTask, scheduleTasks } from "../../runtime/index.js";
+import { finishTask, scheduleTasks, type TaskHandler } from "../../runtime/index.js";
 import type { NewTask } from "../../store/model.js";
 import type { GitHubApp } from "../github-app.js";
 import { WORKFLOW_TOKEN_PERMISSIONS } from "../permissions.js";

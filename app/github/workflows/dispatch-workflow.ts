@@ -13,13 +13,14 @@
  * report of outputs is accepted.
  */
 import type { Compensate, ExecuteStep, Json } from "../../engine/types.js";
-import type { TaskContext, TaskHandler } from "../../runtime/index.js";
 import {
   compensatedAttempt,
   compensationRunning,
   executeTaskCurrent,
   finishTask,
   scheduleTasks,
+  type TaskContext,
+  type TaskHandler,
 } from "../../runtime/index.js";
 import type { Task } from "../../store/model.js";
 import { appendLogs } from "../../store/step-logs.js";
