@@ -149,12 +149,27 @@ export class RunDoor {
     outcome: ReportedOutcome,
     call: DoorCall,
   ): Promise<Report> {
+    return this.#whenCurrent(into, key, call, async (tx, runId, target) => {
+      await this.#decide(tx, runId, [outcomeEvent(target, outcome, call.now)], call);
+      return true;
+    });
+  }
+
+  /**
+   * Lock the run of attempt `key` and, when the attempt is current, do `record` (which says
+   * whether it recorded anything); a late or repeated report records nothing.
+   */
+  #whenCurrent(
+    into: Into,
+    key: string,
+    call: DoorCall,
+    record: (tx: Transaction, runId: string, target: AttemptRef) => Promise<boolean>,
+  ): Promise<Report> {
     const target = parseAttemptKey(key);
     return within(into, async (tx) => {
       const run = await this.#lock(tx, target.runId, target.step, call);
       if (!run || !isCurrent(run.step, target)) return { current: false, recorded: false };
-      await this.#decide(tx, run.id, [outcomeEvent(target, outcome, call.now)], call);
-      return { current: true, recorded: true };
+      return { current: true, recorded: await record(tx, run.id, target) };
     });
   }
 
@@ -180,14 +195,11 @@ export class RunDoor {
     progress: { detail: string; url?: string },
     call: DoorCall,
   ): Promise<Report> {
-    const target = parseAttemptKey(key);
-    return within(into, async (tx) => {
-      const run = await this.#lock(tx, target.runId, target.step, call);
-      if (!run || !isCurrent(run.step, target)) return { current: false, recorded: false };
-      if (target.compensation) return { current: true, recorded: false };
+    return this.#whenCurrent(into, key, call, async (tx, runId, target) => {
+      if (target.compensation) return false;
       await this.#decide(
         tx,
-        run.id,
+        runId,
         [
           {
             type: "attempt.progress",
@@ -200,7 +212,7 @@ export class RunDoor {
         ],
         call,
       );
-      return { current: true, recorded: true };
+      return true;
     });
   }
 
